@@ -1,0 +1,1 @@
+"""Subcommands of the ``mmoe`` CLI (thin: parse arguments, call the library)."""

@@ -1,0 +1,127 @@
+"""Save and load an mmoe model directory: config, safetensors weights, tokenizer, preprocessing.
+
+Layout::
+
+    mmoe_config.yaml        the full recipe
+    model.safetensors       weights (all, or only the trainable part when the rest reloads from its source)
+    weights.json            {"kind": "full" | "trainable"}
+    llm_config.json         the LLM's HF config (rebuilds the architecture with no download)
+    vision_config.json      the HF vision config (hf backend)
+    tokenizer/              tokenizer files
+    image_processor/ | *.json   the vision tower's preprocessing
+
+Nothing is pickled and no remote code runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from mmoe.config.load import parse_config
+from mmoe.config.schema import MMoEConfig
+from mmoe.model.build import build_model
+from mmoe.model.joint import MMoEModel
+
+CONFIG_FILE = "mmoe_config.yaml"
+WEIGHTS_FILE = "model.safetensors"
+KIND_FILE = "weights.json"
+LLM_CONFIG_FILE = "llm_config.json"
+VISION_CONFIG_FILE = "vision_config.json"
+TOKENIZER_DIR = "tokenizer"
+REQUIRED = (CONFIG_FILE, WEIGHTS_FILE, KIND_FILE, TOKENIZER_DIR)
+
+
+class CheckpointError(FileNotFoundError):
+    """A model directory is missing files or holds weights that do not fit its config."""
+
+
+def _without_aliases(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop tensors that share storage with an earlier key (tied embeddings)."""
+    seen: set[tuple[int, int]] = set()
+    out = {}
+    for key, tensor in state.items():
+        ident = (tensor.untyped_storage().data_ptr(), tensor.storage_offset())
+        if ident in seen:
+            continue
+        seen.add(ident)
+        out[key] = tensor.detach().contiguous().cpu()
+    return out
+
+
+def _reloadable_base(cfg: MMoEConfig) -> bool:
+    """True when frozen weights can be fetched again from a hub id or path."""
+    vision_ok = cfg.model.vision.config is None and (cfg.model.vision.backend == "hf" or bool(cfg.model.vision.pretrained))
+    return vision_ok and cfg.model.llm.name is not None
+
+
+def save_model(model: MMoEModel, directory: str | Path, weights: Literal["auto", "full", "trainable"] = "auto") -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if weights == "auto":
+        weights = "trainable" if _reloadable_base(model.config) else "full"
+    state = model.state_dict()
+    if weights == "trainable":
+        trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+        state = {k: v for k, v in state.items() if k in trainable}
+    save_file(_without_aliases(state), str(directory / WEIGHTS_FILE), metadata={"format": "pt", "kind": weights})
+    (directory / KIND_FILE).write_text(json.dumps({"kind": weights}))
+    (directory / CONFIG_FILE).write_text(yaml.safe_dump(model.config.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
+    (directory / LLM_CONFIG_FILE).write_text(model.llm.config.to_json_string())
+    hf_vision = getattr(model.vision_tower, "model", None)
+    if model.config.model.vision.backend == "hf":
+        (directory / VISION_CONFIG_FILE).write_text(hf_vision.config.to_json_string())
+    model.tokenizer.save_pretrained(directory / TOKENIZER_DIR)
+    model.vision_tower.save_preprocessing(directory)
+    return directory
+
+
+def _architecture_only(cfg: MMoEConfig, directory: Path) -> MMoEConfig:
+    """The same recipe, rebuilt from the saved HF configs with random init (weights come next)."""
+    raw = cfg.model_dump(mode="json")
+    llm = json.loads((directory / LLM_CONFIG_FILE).read_text())
+    raw["model"]["llm"].update(name=None, config=llm)
+    vision = raw["model"]["vision"]
+    if vision["backend"] == "hf":
+        vision.update(name=None, config=json.loads((directory / VISION_CONFIG_FILE).read_text()))
+    else:
+        vision["pretrained"] = None
+    return parse_config(raw, source=str(directory / CONFIG_FILE))
+
+
+def load_model(directory: str | Path, device: str | torch.device = "cpu") -> MMoEModel:
+    """Rebuild a saved model; missing files and mismatched weights are named."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"model directory not found: {directory}")
+    missing = [name for name in REQUIRED if not (directory / name).exists()]
+    if missing:
+        raise CheckpointError(f"model directory {directory} is missing: {', '.join(missing)}")
+    cfg = parse_config(yaml.safe_load((directory / CONFIG_FILE).read_text(encoding="utf-8")), str(directory / CONFIG_FILE))
+    kind = json.loads((directory / KIND_FILE).read_text())["kind"]
+    if kind == "full":
+        for name in [LLM_CONFIG_FILE] + ([VISION_CONFIG_FILE] if cfg.model.vision.backend == "hf" else []):
+            if not (directory / name).exists():
+                raise CheckpointError(f"model directory {directory} is missing: {name}")
+        build_cfg = _architecture_only(cfg, directory)
+    else:
+        build_cfg = cfg
+    model = build_model(build_cfg, tokenizer_dir=directory / TOKENIZER_DIR, preprocessing_dir=directory)
+    model.config = cfg
+    state = load_file(str(directory / WEIGHTS_FILE))
+    result = model.load_state_dict(state, strict=False)
+    if result.unexpected_keys:
+        raise CheckpointError(f"{directory / WEIGHTS_FILE} has weights the config does not build: {result.unexpected_keys[:5]}")
+    if kind == "full":
+        current = model.state_dict()
+        loaded = {current[k].data_ptr() for k in state}
+        absent = [k for k in result.missing_keys if current[k].data_ptr() not in loaded]
+        if absent:
+            raise CheckpointError(f"{directory / WEIGHTS_FILE} lacks weights: {absent[:5]}")
+    return model.to(device).eval()
+

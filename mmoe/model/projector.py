@@ -1,0 +1,46 @@
+"""Projectors from the vision width to the LLM width.
+
+A projector is called as ``projector(features, prompt)``: ``prompt`` carries the prompt-token
+embeddings of each image's sample, which text-conditioned projectors (Parrot's MoE) read and
+plain projectors ignore.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mmoe.config.schema import ProjectorConfig
+
+
+@dataclass
+class PromptContext:
+    """Per image: the word embeddings of its sample's prompt tokens (``[N_img, L, D]``) and their mask."""
+
+    embeds: torch.Tensor
+    mask: torch.Tensor
+
+
+class MLPProjector(nn.Module):
+    """``linear`` (one layer) or LLaVA-1.5's ``mlp2x_gelu`` (Linear, GELU, Linear); identity when widths match."""
+
+    def __init__(self, kind: str, vision_width: int, llm_width: int) -> None:
+        super().__init__()
+        self.kind = kind
+        if kind == "identity":
+            if vision_width != llm_width:
+                raise ValueError(f"projector.type=identity needs equal widths, got vision {vision_width} vs llm {llm_width}")
+            self.layers = nn.Identity()
+        elif kind == "linear":
+            self.layers = nn.Sequential(nn.Linear(vision_width, llm_width))
+        else:
+            self.layers = nn.Sequential(nn.Linear(vision_width, llm_width), nn.GELU(), nn.Linear(llm_width, llm_width))
+
+    def forward(self, features: torch.Tensor, prompt: PromptContext | None = None) -> torch.Tensor:
+        return self.layers(features)
+
+
+def build_projector(cfg: ProjectorConfig, vision_width: int, llm_width: int) -> nn.Module:
+    return MLPProjector(cfg.type, vision_width, llm_width)
