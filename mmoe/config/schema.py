@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import model_validator
 
-
-class StrictModel(BaseModel):
-    """Base for every config section: unknown keys fail, assignments are validated."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from mmoe.config.base import StrictModel
 
 
 class VisionConfig(StrictModel):
