@@ -10,6 +10,7 @@ import sys
 COMMANDS = {
     "info": "mmoe.commands.info",
     "generate": "mmoe.commands.generate",
+    "convert": "mmoe.commands.convert",
 }
 
 
@@ -23,13 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from mmoe.config.errors import ConfigError
-    from mmoe.model.checkpoint import CheckpointError
-    from mmoe.model.splice import ImageTokenMismatch
+    from mmoe.errors import MMoEError
 
     try:
         return int(args.run(args) or 0)
-    except (ConfigError, CheckpointError, ImageTokenMismatch) as exc:
+    except MMoEError as exc:
         print(f"mmoe {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -7,8 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from mmoe.errors import MMoEError
 
-class ConfigError(ValueError):
+
+class ConfigError(MMoEError, ValueError):
     """A configuration problem described for a person, not a stack trace."""
 
 

@@ -8,7 +8,7 @@ Layout::
     llm_config.json         the LLM's HF config (rebuilds the architecture with no download)
     vision_config.json      the HF vision config (hf backend)
     tokenizer/              tokenizer files
-    image_processor/ | *.json   the vision tower's preprocessing
+    preprocessor_config.json | timm_data_config.json | open_clip_preprocess.json   preprocessing
 
 Nothing is pickled and no remote code runs.
 """
@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from mmoe.config.load import parse_config
 from mmoe.config.schema import MMoEConfig
+from mmoe.errors import MMoEError
 from mmoe.model.build import build_model
 from mmoe.model.joint import MMoEModel
 
@@ -37,7 +38,7 @@ TOKENIZER_DIR = "tokenizer"
 REQUIRED = (CONFIG_FILE, WEIGHTS_FILE, KIND_FILE, TOKENIZER_DIR)
 
 
-class CheckpointError(FileNotFoundError):
+class CheckpointError(MMoEError, FileNotFoundError):
     """A model directory is missing files or holds weights that do not fit its config."""
 
 

@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 from transformers import PreTrainedTokenizerBase
 
-from mmoe.model.splice import IGNORE_INDEX
+from mmoe.config.errors import ConfigError
+from mmoe.model.splice import IGNORE_INDEX, ImageTokenMismatch
 from mmoe.tokenization.templates import Turn, render_conversation, resolve_template
 
 
@@ -33,7 +34,7 @@ class MMoEProcessor:
         image_token: str = "<image>",
     ) -> None:
         if not tokenizer.is_fast:
-            raise ValueError("mmoe needs a fast (Rust) tokenizer for label masking by character offsets")
+            raise ConfigError("mmoe needs a fast (Rust) tokenizer for label masking by character offsets")
         self.tokenizer = tokenizer
         self.image_transform = image_transform
         self.tokens_per_image = tokens_per_image
@@ -71,7 +72,7 @@ class MMoEProcessor:
         encoded = [self.encode(turns, add_generation_prompt=True) for turns in conversations]
         for i, (enc, imgs) in enumerate(zip(encoded, images)):
             if enc.num_images != len(imgs):
-                raise ValueError(f"prompt {i} has {enc.num_images} {self.image_token} placeholder(s) but {len(imgs)} image(s)")
+                raise ImageTokenMismatch(f"prompt {i} has {enc.num_images} {self.image_token} placeholder(s) but {len(imgs)} image(s)")
         width = max(len(e.input_ids) for e in encoded)
         pad = self.tokenizer.pad_token_id
         input_ids = torch.full((len(encoded), width), pad, dtype=torch.long)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mmoe.config.errors import ConfigError
 from mmoe.config.schema import ProjectorConfig
 
 
@@ -31,7 +32,7 @@ class MLPProjector(nn.Module):
         self.kind = kind
         if kind == "identity":
             if vision_width != llm_width:
-                raise ValueError(f"projector.type=identity needs equal widths, got vision {vision_width} vs llm {llm_width}")
+                raise ConfigError(f"projector.type=identity needs equal widths, got vision {vision_width} vs llm {llm_width}")
             self.layers = nn.Identity()
         elif kind == "linear":
             self.layers = nn.Sequential(nn.Linear(vision_width, llm_width))

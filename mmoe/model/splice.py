@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import torch
 
+from mmoe.errors import MMoEError
+
 IGNORE_INDEX = -100
 
 
-class ImageTokenMismatch(ValueError):
+class ImageTokenMismatch(MMoEError, ValueError):
     """Placeholders in ``input_ids`` and images in ``pixel_values`` disagree."""
 
 

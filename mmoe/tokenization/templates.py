@@ -15,7 +15,13 @@ from typing import Literal
 
 from transformers import PreTrainedTokenizerBase
 
+from mmoe.errors import MMoEError
+
 Role = Literal["system", "user", "assistant"]
+
+
+class ConversationError(MMoEError, ValueError):
+    """A conversation that a template cannot render (roles, alternation, unknown template)."""
 
 CHATML_SYSTEM = "You are a helpful assistant."
 LLAVA_V1_SYSTEM = (
@@ -53,18 +59,18 @@ def resolve_template(name: str, tokenizer: PreTrainedTokenizerBase) -> str:
     if name == "auto":
         return "hf" if getattr(tokenizer, "chat_template", None) else "chatml"
     if name not in template_names():
-        raise ValueError(f"unknown chat template {name!r}; choose one of auto, {', '.join(template_names())}")
+        raise ConversationError(f"unknown chat template {name!r}; choose one of auto, {', '.join(template_names())}")
     return name
 
 
 def _check_roles(turns: list[Turn]) -> None:
     body = [t for t in turns if t.role != "system"]
     if not body:
-        raise ValueError("conversation has no user or assistant turn")
+        raise ConversationError("conversation has no user or assistant turn")
     for i, turn in enumerate(body):
         expected = "user" if i % 2 == 0 else "assistant"
         if turn.role != expected:
-            raise ValueError(f"conversation turn {i} has role {turn.role!r}, expected {expected!r} (turns must alternate)")
+            raise ConversationError(f"conversation turn {i} has role {turn.role!r}, expected {expected!r} (turns must alternate)")
 
 
 def _chatml(turns: list[Turn], add_generation_prompt: bool) -> Rendered:
@@ -118,7 +124,7 @@ def _hf(turns: list[Turn], add_generation_prompt: bool, tokenizer: PreTrainedTok
         prefix = render(messages[:i], True)
         upto = render(messages[: i + 1], False)
         if not (upto.startswith(prefix) and text.startswith(upto)):
-            raise ValueError(
+            raise ConversationError(
                 "the tokenizer's chat template rewrites earlier turns, so assistant spans cannot be located; "
                 "set model.tokenizer.chat_template to chatml, llava_v1 or plain"
             )

@@ -13,6 +13,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
+from mmoe.config.errors import ConfigError
 from mmoe.config.schema import TokenizerConfig
 
 BYTE_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>"]
@@ -51,7 +52,7 @@ def load_tokenizer(cfg: TokenizerConfig, llm_name: str | None, source: str | Pat
     """
     name = str(source) if source is not None else (cfg.name or llm_name)
     if name is None:
-        raise ValueError("tokenizer: no source; set model.tokenizer.name (a hub id, a path, or 'byte')")
+        raise ConfigError("tokenizer: no source; set model.tokenizer.name (a hub id, a path, or 'byte')")
     if name == "byte":
         tok = build_byte_tokenizer()
     else:

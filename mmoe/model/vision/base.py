@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from mmoe.config.errors import ConfigError
 from mmoe.config.schema import VisionConfig
 from mmoe.model.vision.preprocess import expand_to_square
 
@@ -64,7 +65,7 @@ class VisionTower(nn.Module):
 
     def check(self) -> None:
         if self.keeps_cls and not self.has_cls_token:
-            raise ValueError(
+            raise ConfigError(
                 f"vision.select_feature=cls_patch but the {self.cfg.backend} model {self.cfg.name or '(from config)'} "
                 "has no CLS token; use select_feature=patch"
             )

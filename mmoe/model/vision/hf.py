@@ -18,6 +18,7 @@ from transformers import (
     SiglipVisionModel,
 )
 
+from mmoe.config.errors import ConfigError
 from mmoe.config.schema import VisionConfig
 from mmoe.model.vision.base import VisionTower
 
@@ -29,13 +30,11 @@ _FAMILIES = {
     "siglip_vision_model": (SiglipVisionConfig, SiglipVisionModel, False),
 }
 
-PREPROCESSING_DIR = "image_processor"
-
 
 def _family(model_type: str, where: str) -> tuple[type, type, bool]:
     if model_type not in _FAMILIES:
         supported = ", ".join(sorted(_FAMILIES))
-        raise ValueError(f"vision backend hf: unsupported model_type {model_type!r} in {where}; supported: {supported}")
+        raise ConfigError(f"vision backend hf: unsupported model_type {model_type!r} in {where}; supported: {supported}")
     return _FAMILIES[model_type]
 
 
@@ -104,4 +103,4 @@ class HFVisionTower(VisionTower):
         return self.processor(images=images, return_tensors="pt")["pixel_values"]
 
     def save_preprocessing(self, directory: Path) -> None:
-        self.processor.save_pretrained(directory / PREPROCESSING_DIR)
+        self.processor.save_pretrained(directory)

@@ -9,6 +9,7 @@ import open_clip
 import torch
 from PIL import Image
 
+from mmoe.config.errors import ConfigError
 from mmoe.config.schema import VisionConfig
 from mmoe.model.vision.base import VisionTower
 
@@ -28,11 +29,11 @@ class OpenClipVisionTower(VisionTower):
             )
         else:
             if cfg.name not in open_clip.list_models() and not cfg.name.startswith(("hf-hub:", "local-dir:")):
-                raise ValueError(f"vision backend open_clip: unknown model {cfg.name!r} (see open_clip.list_models())")
+                raise ConfigError(f"vision backend open_clip: unknown model {cfg.name!r} (see open_clip.list_models())")
             clip = open_clip.create_model(cfg.name, pretrained=cfg.pretrained)
         self.model = clip.visual
         if not hasattr(self.model, "forward_intermediates") or not hasattr(self.model, "transformer"):
-            raise ValueError(f"vision backend open_clip: {cfg.name!r} has no ViT visual tower with tokens")
+            raise ConfigError(f"vision backend open_clip: {cfg.name!r} has no ViT visual tower with tokens")
         if preprocessing_dir is not None:
             self.preprocess_cfg = json.loads((preprocessing_dir / PREPROCESSING_FILE).read_text())
         else:
@@ -69,7 +70,7 @@ class OpenClipVisionTower(VisionTower):
         layer = self.cfg.select_layer
         index = depth + layer if layer < 0 else layer - 1
         if not 0 <= index < depth:
-            raise ValueError(f"vision.select_layer={layer} is out of range for a {depth}-block open_clip tower")
+            raise ConfigError(f"vision.select_layer={layer} is out of range for a {depth}-block open_clip tower")
         return index
 
     def layer_tokens(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from timm.data import create_transform, resolve_model_data_config
 
+from mmoe.config.errors import ConfigError
 from mmoe.config.schema import VisionConfig
 from mmoe.model.vision.base import VisionTower
 
@@ -23,14 +24,16 @@ class TimmVisionTower(VisionTower):
         if cfg.pretrained:
             kwargs["pretrained_cfg_overlay"] = {"file": cfg.pretrained}
         if cfg.name not in timm.list_models() and not timm.is_model(cfg.name):
-            raise ValueError(f"vision backend timm: unknown architecture {cfg.name!r} (see timm.list_models())")
+            raise ConfigError(f"vision backend timm: unknown architecture {cfg.name!r} (see timm.list_models())")
         self.model = timm.create_model(cfg.name, pretrained=bool(cfg.pretrained), num_classes=0, **kwargs)
         if not hasattr(self.model, "forward_intermediates") or not hasattr(self.model, "num_prefix_tokens"):
-            raise ValueError(f"vision backend timm: {cfg.name!r} is not ViT-like (no prefix/patch tokens)")
+            raise ConfigError(f"vision backend timm: {cfg.name!r} is not ViT-like (no prefix/patch tokens)")
         if preprocessing_dir is not None:
             self.data_config = json.loads((preprocessing_dir / PREPROCESSING_FILE).read_text())
         else:
             self.data_config = resolve_model_data_config(self.model)
+            # The pretrained default size may differ from a model built with another img_size.
+            self.data_config["input_size"] = (3, *self.model.patch_embed.img_size)
         self._transform = create_transform(**self.data_config, is_training=False)
         self.check()
 
@@ -56,7 +59,7 @@ class TimmVisionTower(VisionTower):
         layer = self.cfg.select_layer
         index = depth + layer if layer < 0 else layer - 1
         if not 0 <= index < depth:
-            raise ValueError(f"vision.select_layer={layer} is out of range for a {depth}-block timm model")
+            raise ConfigError(f"vision.select_layer={layer} is out of range for a {depth}-block timm model")
         return index
 
     def layer_tokens(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:

@@ -1,0 +1,36 @@
+"""Shared fixtures: the tiny default recipe and small helpers to build batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from mmoe.config import load_config, parse_config
+from mmoe.config.schema import MMoEConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+@pytest.fixture
+def tiny_cfg() -> MMoEConfig:
+    return load_config(CONFIGS / "tiny.yaml")
+
+
+def tiny_with(**model_overrides) -> MMoEConfig:
+    """The tiny recipe with whole model sections replaced (e.g. ``llm={...}``)."""
+    raw = load_config(CONFIGS / "tiny.yaml").model_dump(mode="json")
+    raw["model"].update(model_overrides)
+    return parse_config(raw)
+
+
+def solid_image(color: tuple[int, int, int], size: tuple[int, int] = (40, 30)) -> Image.Image:
+    return Image.new("RGB", size, color)
+
+
+@pytest.fixture(autouse=True)
+def _deterministic() -> None:
+    torch.manual_seed(0)
