@@ -28,24 +28,30 @@ from mmoe.eval.table import normalised_names, read_table
 POINTER_MAX_CHARS = 64  # VLMEvalKit: an image cell this short names another row
 
 
-def load_benchmark(path: str | Path, language: str | None = None) -> Benchmark:
-    """Read and validate ``path``. ``language`` wins over the file name, which wins over the text's script."""
+def load_benchmark(path: str | Path, language: str | None = None, images: bool = True) -> Benchmark:
+    """Read and validate ``path``. ``language`` wins over the file name, which wins over the text's script.
+    ``images=False`` skips the image columns (for scoring files that have none, such as predictions)."""
     path = Path(path)
     frame = read_table(path)
     name = path.name.split(".")[0]
     lang = languages.canonical(language) if language else languages.from_file_name(path)
-    return benchmark_from_frame(frame, name, str(path), lang, base_dir=path.parent)
+    return benchmark_from_frame(frame, name, str(path), lang, base_dir=path.parent, images=images)
 
 
 def benchmark_from_frame(
-    frame: pd.DataFrame, name: str, source: str, language: str | None = None, base_dir: Path | None = None
+    frame: pd.DataFrame,
+    name: str,
+    source: str,
+    language: str | None = None,
+    base_dir: Path | None = None,
+    images: bool = True,
 ) -> Benchmark:
     """Validate a frame of string cells in the TSV layout (also used for Hugging Face datasets)."""
     names = normalised_names(frame, source)
     for required in ("index", "question"):
         if required not in names:
             raise BenchmarkError(source, f"missing required column {required!r}", column=required)
-    if "image" not in names and "image_path" not in names:
+    if images and "image" not in names and "image_path" not in names:
         raise BenchmarkError(source, "missing column 'image' (base64) or 'image_path'", column="image")
     letters = _option_letters(names, source)
     if language is None:
@@ -53,10 +59,10 @@ def benchmark_from_frame(
     has_answers = "answer" in names and bool(frame[names["answer"]].astype(str).str.strip().ne("").any())
     records = frame.to_dict("records")
     indices = _indices(records, names, source)
-    images = _ImageResolver(records, names, indices, source, base_dir or Path("."))
+    resolver = _ImageResolver(records, names, indices, source, base_dir or Path(".")) if images else None
     columns = [c for c in map(str, frame.columns) if c != names.get("image")]
     rows = [
-        _row(record, i + 1, indices[i], names, letters, has_answers, language, images, source, columns)
+        _row(record, i + 1, indices[i], names, letters, has_answers, language, resolver, source, columns)
         for i, record in enumerate(records)
     ]
     return Benchmark(name, source, language, rows, columns, names, has_answers)
@@ -193,7 +199,7 @@ def _row(
     letters: list[str],
     has_answers: bool,
     language: str,
-    images: _ImageResolver,
+    images: _ImageResolver | None,
     source: str,
     columns: list[str],
 ) -> MCQRow:
@@ -227,7 +233,7 @@ def _row(
         index=index,
         question=question,
         options=options,
-        images=images(row - 1),
+        images=images(row - 1) if images else (),
         hint=_hint(_cell(record, names, "hint")),
         answer=answer,
         category=_cell(record, names, "category") or None,
