@@ -126,3 +126,19 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> MMo
             raise CheckpointError(f"{directory / WEIGHTS_FILE} lacks weights: {absent[:5]}")
     return model.to(device).eval()
 
+
+
+def load_weights(model: MMoEModel, directory: str | Path) -> list[str]:
+    """Load a saved model's weights into a (possibly larger) model, e.g. stage-1 weights into a stage-2 model
+    that adds experts. Returns the parameters that stay as initialised; unexpected or misshapen weights fail."""
+    path = Path(directory) / WEIGHTS_FILE
+    if not path.is_file():
+        raise CheckpointError(f"train.init_from: no {WEIGHTS_FILE} in {directory}")
+    state = load_file(str(path))
+    current = model.state_dict()
+    unexpected = [k for k in state if k not in current]
+    misshapen = [f"{k} {tuple(state[k].shape)} vs {tuple(current[k].shape)}" for k in state if k in current and state[k].shape != current[k].shape]
+    if unexpected or misshapen:
+        raise CheckpointError(f"{path} does not fit this model: unexpected {unexpected[:5]}, misshapen {misshapen[:5]}")
+    result = model.load_state_dict(state, strict=False)
+    return list(result.missing_keys)

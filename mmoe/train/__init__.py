@@ -1,0 +1,1 @@
+"""Training with DeepSpeed: stages, checkpoints with exact resume, logs."""

@@ -1,0 +1,60 @@
+"""The ``train`` section of a recipe: schedule, stage (what trains, at which learning rate), logging, checkpoints."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from mmoe.config.base import StrictModel
+
+# Parameter groups a stage can train; see mmoe.train.stages for how parameters are classified.
+GROUPS = ("vision", "projector", "moe_projector", "llm", "experts", "routers")
+Group = Literal["vision", "projector", "moe_projector", "llm", "experts", "routers"]
+
+
+class StageConfig(StrictModel):
+    """What is trained and with which learning rate; everything else is frozen.
+
+    ``lr`` maps a group to its learning rate; groups without an entry use ``train.lr``.
+    ``bypass_moe_projector`` runs the Parrot projector without its experts (stage 1).
+    """
+
+    name: str = "stage"
+    trainable: list[Group] = Field(default_factory=lambda: ["projector"])
+    lr: dict[Group, float] = Field(default_factory=dict)
+    bypass_moe_projector: bool = False
+
+    @model_validator(mode="after")
+    def _lr_groups_trainable(self) -> "StageConfig":
+        frozen = sorted(set(self.lr) - set(self.trainable))
+        if frozen:
+            raise ValueError(f"stage {self.name!r} sets lr for {frozen}, which are not in trainable {self.trainable}")
+        if not self.trainable:
+            raise ValueError(f"stage {self.name!r} trains nothing; list groups in 'trainable' ({', '.join(GROUPS)})")
+        return self
+
+
+class TrainConfig(StrictModel):
+    output_dir: str = "runs/train"
+    init_from: str | None = None
+    max_steps: int = Field(100, gt=0)
+    seed: int = 0
+    resume: str | None = "auto"
+    deepspeed: str | None = None
+    micro_batch_size: int = Field(8, gt=0)
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    lr: float = Field(2e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    max_grad_norm: float | None = 1.0
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    log_every: int = Field(1, gt=0)
+    save_every: int = Field(0, ge=0)
+    keep_last: int = Field(2, gt=0)
+    nonfinite: Literal["stop", "skip"] = "stop"
+    tensorboard: bool = True
+    progress: bool = True
+    stage: StageConfig = StageConfig()

@@ -1,0 +1,132 @@
+"""The training loop: stage -> DeepSpeed engine -> resume -> steps (logging, non-finite guard, checkpoints)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mmoe.config.schema import MMoEConfig
+from mmoe.errors import MMoEError
+from mmoe.model.checkpoint import load_weights
+from mmoe.train.checkpoint import export_model, latest_checkpoint, load_checkpoint, resolve_resume, save_checkpoint
+from mmoe.train.distributed import all_true, init_distributed
+from mmoe.train.engine import build_engine
+from mmoe.train.metrics import MetricsLogger
+from mmoe.train.stages import apply_stage, optimizer_groups
+
+
+class NonFiniteError(MMoEError):
+    """A NaN/inf loss or gradient; names the step, the batch's sample ids and the last good checkpoint."""
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    step: int
+    loss: float
+    model_dir: Path
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def _mean_across_ranks(value: torch.Tensor) -> float:
+    value = value.detach().float().reshape(1).cpu()
+    if torch.distributed.is_initialized():
+        torch.distributed.all_reduce(value)
+        value /= torch.distributed.get_world_size()
+    return float(value)
+
+
+def _router_summary(stats: dict[str, dict[str, torch.Tensor]]) -> dict:
+    return {layer: {k: v for k, v in layer_stats.items()} for layer, layer_stats in stats.items() if layer_stats}
+
+
+def build_training_model(cfg: MMoEConfig):
+    from mmoe.model import build_model
+
+    model = build_model(cfg)
+    if cfg.train.init_from:
+        load_weights(model, cfg.train.init_from)
+    return model
+
+
+def train(cfg: MMoEConfig, data_factory=None) -> TrainResult:
+    """Run (or resume) training as the recipe says; returns where the final model went."""
+    if cfg.train is None:
+        raise MMoEError("the recipe has no 'train' section")
+    tcfg = cfg.train
+    output_dir = Path(tcfg.output_dir)
+    rank, world = init_distributed()
+    model = build_training_model(cfg)
+    trainable = apply_stage(model, tcfg.stage)
+    torch.manual_seed(tcfg.seed + rank)
+    if data_factory is None:
+        from mmoe.train.data import build_train_loader as data_factory
+    loader = data_factory(cfg, model, rank, world)
+    engine, optimizer, scheduler = build_engine(model, tcfg, optimizer_groups(model, tcfg, trainable), world)
+
+    start_step = 0
+    resume_from = resolve_resume(tcfg.resume, output_dir)
+    if resume_from is not None:
+        client = load_checkpoint(engine, resume_from, rank)
+        start_step = int(client["step"])
+        loader.load_state_dict(client["data"])
+    metrics = MetricsLogger(output_dir, rank, tcfg.max_steps, start_step, tcfg.tensorboard, tcfg.progress)
+    batches = iter(loader)
+    engine.train()
+    loss_value = float("nan")
+    try:
+        for step in range(start_step + 1, tcfg.max_steps + 1):
+            began = time.perf_counter()
+            totals: dict[str, float] = {}
+            tokens = 0
+            skipped = 0
+            for _ in range(tcfg.gradient_accumulation_steps):
+                batch = next(batches)
+                ids = batch.pop("ids", None)
+                batch = _to_device(batch, engine.device)
+                tokens += int(batch["attention_mask"].sum())
+                out = engine(**batch)
+                if not all_true(bool(torch.isfinite(out.loss))):
+                    if tcfg.nonfinite == "stop":
+                        raise NonFiniteError(
+                            f"non-finite loss at step {step} (batch ids {ids}); "
+                            f"last good checkpoint: {latest_checkpoint(output_dir) or 'none'}"
+                        )
+                    skipped += 1
+                    engine.backward(out.loss.new_zeros((), requires_grad=True))
+                else:
+                    engine.backward(out.loss)
+                    parts = {"loss": out.loss, "lm_loss": out.lm_loss, **{f"aux/{k}": v for k, v in out.aux_losses.items()}}
+                    for name, value in parts.items():
+                        totals[name] = totals.get(name, 0.0) + _mean_across_ranks(value) / tcfg.gradient_accumulation_steps
+                engine.step()
+            grad_norm = engine.get_global_grad_norm()
+            if grad_norm is not None and not torch.isfinite(torch.as_tensor(grad_norm)):
+                raise NonFiniteError(
+                    f"non-finite gradient norm at step {step}; last good checkpoint: {latest_checkpoint(output_dir) or 'none'}"
+                )
+            elapsed = time.perf_counter() - began
+            loss_value = totals.get("loss", float("nan"))
+            if step % tcfg.log_every == 0 or step == tcfg.max_steps:
+                metrics.log(step, {
+                    **totals,
+                    "lr": {g["name"]: g["lr"] for g in optimizer.param_groups},
+                    "grad_norm": float(grad_norm) if grad_norm is not None else None,
+                    "tokens_per_s": tokens * world / max(elapsed, 1e-9),
+                    "skipped_microbatches": skipped,
+                    "router": _router_summary(out.router_stats),
+                })
+            if (tcfg.save_every and step % tcfg.save_every == 0) or step == tcfg.max_steps:
+                client = {"step": step, "data": loader.state_dict()}
+                save_checkpoint(engine, model, output_dir, step, client, tcfg.keep_last, rank)
+    finally:
+        metrics.close()
+    model_dir = output_dir / "model"
+    export_model(engine, model, model_dir, rank)
+    return TrainResult(output_dir, tcfg.max_steps, loss_value, model_dir)

@@ -1,0 +1,59 @@
+"""A small in-memory colour task for trainer tests (the real data pipeline is tested in tests/data)."""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+from mmoe.model.processor import MMoEProcessor
+from mmoe.model.splice import IGNORE_INDEX
+from mmoe.tokenization import Turn
+from mmoe.train.loader import ResumableLoader
+
+COLOURS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220), "yellow": (230, 220, 20)}
+
+
+class ColourDataset:
+    """Sample i: a solid image and 'what colour?' -> the colour name; every 5th sample has no image."""
+
+    def __init__(self, processor: MMoEProcessor, n: int = 64) -> None:
+        self.processor, self.n = processor, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        name = list(COLOURS)[i % len(COLOURS)]
+        if i % 5 == 4:
+            turns, images = [Turn("user", "Say the word " + name), Turn("assistant", name)], []
+        else:
+            turns, images = [Turn("user", "<image>\nWhat colour?"), Turn("assistant", name)], [Image.new("RGB", (32, 32), COLOURS[name])]
+        enc = self.processor.encode(turns)
+        return {"id": f"toy-{i}", "input_ids": enc.input_ids, "labels": enc.labels, "images": images}
+
+
+def collate(pad_id: int, processor: MMoEProcessor):
+    def fn(samples: list[dict]) -> dict:
+        width = max(len(s["input_ids"]) for s in samples)
+        ids = torch.full((len(samples), width), pad_id)
+        labels = torch.full((len(samples), width), IGNORE_INDEX)
+        mask = torch.zeros((len(samples), width), dtype=torch.long)
+        for r, s in enumerate(samples):
+            n = len(s["input_ids"])
+            ids[r, :n], labels[r, :n], mask[r, :n] = torch.tensor(s["input_ids"]), torch.tensor(s["labels"]), 1
+        images = [img for s in samples for img in s["images"]]
+        batch = {"input_ids": ids, "labels": labels, "attention_mask": mask, "ids": [s["id"] for s in samples]}
+        if images:
+            batch["pixel_values"] = processor.pixel_values(images)
+        return batch
+
+    return fn
+
+
+def toy_factory(cfg, model, rank, world, n: int = 64, no_image_rank: int | None = None):
+    processor = MMoEProcessor.from_model(model)
+    dataset = ColourDataset(processor, n)
+    if no_image_rank is not None and rank == no_image_rank:
+        dataset = [s for s in (dataset[i] for i in range(n)) if not s["images"]]
+    return ResumableLoader(dataset, collate(model.tokenizer.pad_token_id, processor), cfg.train.micro_batch_size,
+                           cfg.train.seed, rank, world)
