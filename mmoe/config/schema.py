@@ -7,6 +7,8 @@ from typing import Any, Literal
 from pydantic import model_validator
 
 from mmoe.config.base import StrictModel
+from mmoe.train.config import TrainConfig
+from mmoe.moe.config import SUPPORTED_ARCHITECTURES, MoEConfig, ParrotConfig, unsupported_architecture
 
 
 class VisionConfig(StrictModel):
@@ -42,6 +44,7 @@ class ProjectorConfig(StrictModel):
     """Maps vision features to the LLM width: LLaVA-1.5's ``mlp2x_gelu``, ``linear`` or ``identity``."""
 
     type: Literal["mlp2x_gelu", "linear", "identity"] = "mlp2x_gelu"
+    moe: ParrotConfig | None = None
 
 
 class LLMConfig(StrictModel):
@@ -83,10 +86,24 @@ class ModelConfig(StrictModel):
     projector: ProjectorConfig = ProjectorConfig()
     llm: LLMConfig
     tokenizer: TokenizerConfig = TokenizerConfig()
+    moe: MoEConfig | None = None
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _moe(self) -> "ModelConfig":
+        if self.projector.moe is not None and self.vision.select_feature != "cls_patch":
+            raise ValueError(
+                "projector.moe (Parrot) queries the prompt with the projected CLS token: "
+                "set vision.select_feature=cls_patch"
+            )
+        model_type = (self.llm.config or {}).get("model_type")
+        if self.moe is not None and model_type is not None and model_type not in SUPPORTED_ARCHITECTURES:
+            raise ValueError(unsupported_architecture(model_type))
+        return self
 
 
 class MMoEConfig(StrictModel):
     """A whole recipe."""
 
     model: ModelConfig
+    train: TrainConfig | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from mmoe.model.joint import MMoEModel
+from mmoe.moe.cost import format_costs, moe_costs
 
 
 def _count(module: nn.Module) -> tuple[int, int]:
@@ -43,4 +44,7 @@ def describe(model: MMoEModel) -> str:
         f"llm: {llm_name}, {model.llm.config.num_hidden_layers} layers, width {model.llm.config.hidden_size}",
         f"tokenizer: {len(model.tokenizer)} tokens, chat template {cfg.tokenizer.chat_template}",
     ]
+    costs = format_costs(moe_costs(model))
+    if costs:
+        lines += [""] + costs
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from torch import nn
 
 from mmoe.config.errors import ConfigError
 from mmoe.config.schema import ProjectorConfig
+from mmoe.moe.parrot import ParrotProjector
 
 
 @dataclass
@@ -44,4 +45,8 @@ class MLPProjector(nn.Module):
 
 
 def build_projector(cfg: ProjectorConfig, vision_width: int, llm_width: int) -> nn.Module:
-    return MLPProjector(cfg.type, vision_width, llm_width)
+    """The MLP projector, followed by Parrot's prompt-conditioned MoE when ``cfg.moe`` is set."""
+    mlp = MLPProjector(cfg.type, vision_width, llm_width)
+    if cfg.moe is None:
+        return mlp
+    return ParrotProjector(mlp, cfg.moe, llm_width)

@@ -2,12 +2,15 @@
 
 The joint model owns the list of its MoE modules. For the duration of one forward it hands each a
 ``RoutingContext``; afterwards it collects what they recorded (aux losses, router statistics).
+When the forward ends each module keeps the context in *replay* mode: gradient checkpointing
+recomputes layers during backward, and the recomputation must route exactly as the forward did
+while recording nothing. The next forward replaces it.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator, Protocol
 
 import torch
@@ -19,11 +22,13 @@ class RoutingContext:
 
     ``token_mask`` is True for real tokens (False for padding). During cached generation the
     decode steps see fewer positions than the context holds: those are newly generated text tokens.
+    ``replay``: route as recorded but record no loss or statistic (checkpoint recomputation).
     """
 
     modality_ids: torch.Tensor | None = None
     token_mask: torch.Tensor | None = None
     language_ids: torch.Tensor | None = None
+    replay: bool = False
 
 
 class RoutedModule(Protocol):
@@ -45,8 +50,9 @@ def routing_context(modules: list[RoutedModule], ctx: RoutingContext) -> Iterato
     try:
         yield
     finally:
+        replay = replace(ctx, replay=True)
         for module in modules:
-            module.routing_context = None
+            module.routing_context = replay
 
 
 def collect_aux_losses(modules: list[RoutedModule]) -> dict[str, torch.Tensor]:

@@ -1,0 +1,206 @@
+"""Config sections of the expert layers: ``model.moe`` (LLM MLP blocks) and ``model.projector.moe`` (Parrot).
+
+Cross-field rules live here so a bad recipe fails at load time with the offending keys named.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from mmoe.config.base import StrictModel
+
+MLP_TARGETS = ("gate_proj", "up_proj", "down_proj")
+ATTENTION_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+# HF ``model_type``s whose decoder layers hold a gate/up/down ``mlp`` that the MoE block can replace.
+SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text")
+
+
+def unsupported_architecture(model_type: str) -> str:
+    return (
+        f"MoE injection does not support LLM architecture '{model_type}'; supported (gate/up/down MLP blocks): "
+        + ", ".join(SUPPORTED_ARCHITECTURES)
+    )
+
+
+class LoRAConfig(StrictModel):
+    """Low-rank deltas ``(alpha / rank) * B A dropout(x)`` on frozen base linears."""
+
+    rank: int = Field(8, gt=0)
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    targets: list[Literal["gate_proj", "up_proj", "down_proj"]] = list(MLP_TARGETS)
+
+    @model_validator(mode="after")
+    def _targets(self) -> "LoRAConfig":
+        if not self.targets or len(set(self.targets)) != len(self.targets):
+            raise ValueError(f"lora.targets must be a non-empty list without repeats, got {self.targets}")
+        return self
+
+
+class AttentionLoRAConfig(StrictModel):
+    """A plain (unrouted) LoRA on the attention projections, as LLaVA-1.5's LoRA baseline has."""
+
+    rank: int = Field(8, gt=0)
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    targets: list[Literal["q_proj", "k_proj", "v_proj", "o_proj"]] = list(ATTENTION_TARGETS)
+
+
+class FFNExpertConfig(StrictModel):
+    """Full MLP experts. ``glu``: gate/up/down (SwiGLU with silu); ``mlp``: two linears (GELU by default).
+
+    ``init: upcycle`` copies the dense FFN being replaced into every expert (needs ``kind: glu`` and the
+    dense intermediate size), then adds ``noise`` x (per-matrix std) Gaussian noise so experts can diverge.
+    ``activation`` defaults to the dense FFN's own activation when upcycling, else silu (glu) / gelu (mlp).
+    """
+
+    kind: Literal["glu", "mlp"] = "glu"
+    activation: Literal["silu", "gelu", "gelu_tanh", "relu"] | None = None
+    intermediate_size: int | None = Field(None, gt=0)
+    init: Literal["upcycle", "random"] = "upcycle"
+    noise: float = Field(0.0, ge=0.0)
+    init_std: float = Field(0.02, gt=0)
+
+    @model_validator(mode="after")
+    def _upcycle(self) -> "FFNExpertConfig":
+        if self.init == "upcycle" and self.kind != "glu":
+            raise ValueError("ffn.init=upcycle copies a gate/up/down FFN and needs ffn.kind=glu (or use init=random)")
+        return self
+
+
+class ExpertsConfig(StrictModel):
+    """What an expert is. ``num_experts`` is set here, or per modality in ``moe.groups`` (not both)."""
+
+    type: Literal["lora", "ffn"] = "lora"
+    num_experts: int | None = Field(None, gt=0)
+    num_null_experts: int = Field(0, ge=0)
+    lora: LoRAConfig = LoRAConfig()
+    ffn: FFNExpertConfig = FFNExpertConfig()
+
+
+class RouterConfig(StrictModel):
+    """Which experts each token uses.
+
+    ``top_k``: token choice (each token picks ``k``; causal). ``expert_choice``: each expert picks its
+    ``ceil(capacity_factor * T / E)`` best tokens of the batch (non-causal; MoMa). ``soft``: every
+    expert, weighted by the scores. ``none``: a single expert and no router (plain LoRA / dense FFN).
+    Scores are computed in float32. ``jitter`` multiplies router inputs by U(1-j, 1+j) in training.
+    """
+
+    type: Literal["top_k", "expert_choice", "soft", "none"] = "top_k"
+    top_k: int = Field(1, gt=0)
+    score: Literal["softmax", "sigmoid"] = "softmax"
+    renormalize: bool = True
+    jitter: float = Field(0.0, ge=0.0, lt=1.0)
+    capacity_factor: float = Field(1.0, gt=0)
+    init_std: float = Field(0.02, gt=0)
+
+
+class LossesConfig(StrictModel):
+    """Router losses; a coefficient of 0 turns one off. Each is reported by name in ``aux_losses``.
+
+    ``balance``: Switch load balance ``E * sum_i f_i P_i`` (1.0 at perfect balance), with ``f_i`` the
+    share of routing assignments (``switch``) or of top-1 choices (``gshard``) that expert i received.
+    ``z_loss``: ST-MoE router z-loss ``mean(logsumexp(logits)^2)``.
+    """
+
+    balance: float = Field(0.0, ge=0.0)
+    balance_type: Literal["switch", "gshard"] = "switch"
+    z_loss: float = Field(0.0, ge=0.0)
+
+
+class AuxRouterConfig(StrictModel):
+    """MoMa's causal auxiliary routers ``sigmoid(silu(x W1) W2)``, trained with BCE in a later phase."""
+
+    hidden_ratio: float = Field(0.5, gt=0)
+    bce_coef: float = Field(1.0, ge=0.0)
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+
+
+class ModalityGroupsConfig(StrictModel):
+    """MoMa: a text group and an image group of experts; a token only reaches its modality's group."""
+
+    text: int = Field(4, ge=0)
+    image: int = Field(4, ge=0)
+    aux_router: AuxRouterConfig | None = None
+
+    @model_validator(mode="after")
+    def _counts(self) -> "ModalityGroupsConfig":
+        if self.text < 1:
+            raise ValueError("moe.groups.text is 0: every text token needs a text expert; set text >= 1")
+        if self.image < 1:
+            raise ValueError(
+                "moe.groups.image is 0 but the model takes images: image tokens would have no expert group; "
+                "set image >= 1 (or drop moe.groups)"
+            )
+        return self
+
+
+class MoEConfig(StrictModel):
+    """MoE in the LLM's MLP blocks: LLaVA-MoLE (LoRA experts), MoMa (modality groups), upcycled FFN MoE.
+
+    ``layers``: ``all``, ``every_other`` (0, 2, 4, ...: MoE-LLaVA) or a list of decoder-layer indices.
+    ``dispatch``: ``fast`` (grouped products) or ``loop`` (per-expert reference).
+    """
+
+    layers: Literal["all", "every_other"] | list[int] = "all"
+    experts: ExpertsConfig = ExpertsConfig()
+    router: RouterConfig = RouterConfig()
+    losses: LossesConfig = LossesConfig()
+    groups: ModalityGroupsConfig | None = None
+    attention_lora: AttentionLoRAConfig | None = None
+    dispatch: Literal["fast", "loop"] = "fast"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MoEConfig":
+        if self.groups is not None and self.experts.num_experts is not None:
+            raise ValueError("set expert counts in moe.groups.text / moe.groups.image, not moe.experts.num_experts")
+        if isinstance(self.layers, list) and (not self.layers or min(self.layers) < 0 or len(set(self.layers)) != len(self.layers)):
+            raise ValueError(f"moe.layers must be 'all', 'every_other' or distinct non-negative indices, got {self.layers}")
+        null = self.experts.num_null_experts
+        for group, count in self.expert_counts().items():
+            where = f"moe.groups.{group}" if self.groups is not None else "moe.experts.num_experts"
+            if self.router.type == "top_k" and self.router.top_k > count + null:
+                raise ValueError(
+                    f"moe.router.top_k={self.router.top_k} exceeds the {count + null} experts of {where} "
+                    f"({count} experts + {null} null); lower top_k or add experts"
+                )
+            if self.router.type == "none" and (count != 1 or null):
+                raise ValueError(f"moe.router.type=none needs exactly one expert and no null experts ({where}={count})")
+        if self.groups is not None and self.groups.aux_router is not None and self.router.type != "expert_choice":
+            raise ValueError("moe.groups.aux_router imitates expert-choice routing: set moe.router.type=expert_choice")
+        return self
+
+    def expert_counts(self) -> dict[str, int]:
+        """Routed experts per group (``all`` when there are no modality groups)."""
+        if self.groups is not None:
+            return {"text": self.groups.text, "image": self.groups.image}
+        return {"all": self.experts.num_experts or 4}
+
+
+class ParrotConfig(StrictModel):
+    """Parrot's text-guided MoE after the MLP projector (needs ``vision.select_feature: cls_patch``).
+
+    ``expert``: ``swiglu`` (released code) or ``silu_mlp`` (the paper's two-linear SiLU MLP).
+    ``residual``: ``paper`` G = H + alpha*MoE(H), or ``code`` G = MoE(H) + alpha*H (released code, alpha 0.1).
+    ``intermediate_size`` defaults to the LLM width. ``top_k`` (optional, beyond the paper) keeps only
+    the k best experts per image. ``bypass`` skips the MoE (stage 1 trains the MLP projector only).
+    """
+
+    num_experts: int = Field(6, gt=0)
+    expert: Literal["swiglu", "silu_mlp"] = "swiglu"
+    intermediate_size: int | None = Field(None, gt=0)
+    residual: Literal["paper", "code"] = "code"
+    alpha: float = 0.1
+    top_k: int | None = Field(None, gt=0)
+    bypass: bool = False
+    dispatch: Literal["fast", "loop"] = "fast"
+    init_std: float = Field(0.02, gt=0)
+
+    @model_validator(mode="after")
+    def _top_k(self) -> "ParrotConfig":
+        if self.top_k is not None and self.top_k > self.num_experts:
+            raise ValueError(f"projector.moe.top_k={self.top_k} exceeds projector.moe.num_experts={self.num_experts}")
+        return self

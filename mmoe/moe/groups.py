@@ -1,0 +1,45 @@
+"""MoMa modality groups: experts partitioned by modality; a token only reaches its own group.
+
+Routing is hierarchical: a fixed split by modality id (from the splice, never guessed), then each
+group's own router picks experts inside the group. A group whose modality is absent from the batch
+still runs on zero tokens, so its parameters are used every step (ZeRO-3).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+MODALITY_IDS = {"text": 0, "image": 1}
+
+
+class ModalityGroups(nn.Module):
+    def __init__(self, groups: dict[str, nn.Module]) -> None:
+        super().__init__()
+        unknown = sorted(set(groups) - set(MODALITY_IDS))
+        if unknown:
+            raise ValueError(f"unknown modality group(s) {unknown}; known: {sorted(MODALITY_IDS)}")
+        self.groups = nn.ModuleDict(groups)
+
+    def forward(self, x: torch.Tensor, modality: torch.Tensor | None, base: nn.Module | None = None):
+        """``(y, {group: (router output, real experts)})`` for flat tokens ``x`` with ``modality`` ids."""
+        if modality is None:
+            modality = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        y = None
+        records = {}
+        covered = 0
+        for name, layer in self.groups.items():
+            index = (modality == MODALITY_IDS[name]).nonzero().squeeze(1)
+            out, routed = layer(x[index], base)
+            y = (y if y is not None else out.new_zeros(x.shape[0], out.shape[-1])).index_copy(0, index, out)
+            records[name] = (routed, layer.num_experts)
+            covered += index.numel()
+        if covered != x.shape[0]:
+            have = {MODALITY_IDS[name] for name in self.groups}
+            missing = sorted(set(modality.unique().tolist()) - have)
+            names = [n for n, i in MODALITY_IDS.items() if i in missing] or missing
+            raise ValueError(
+                f"tokens of modality {names} reached an MoE layer whose groups are {list(self.groups)}; "
+                "configure an expert group for every modality in the batch"
+            )
+        return y, records

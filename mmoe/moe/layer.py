@@ -1,0 +1,112 @@
+"""The composed MoE layer and the block that replaces an LLM's MLP.
+
+``MoELayer`` = router x expert bank x dispatch, on a flat batch of real tokens.
+``MoEBlock`` is what sits at ``decoder_layer.mlp``: it reads the routing context (padding mask,
+modality ids), hands only real tokens to its core (one ``MoELayer`` or ``ModalityGroups``), writes
+the results back in place, and records weighted aux losses and router statistics for the joint.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mmoe.moe.context import RoutingContext
+from mmoe.moe.dispatch import Dispatch
+from mmoe.moe.groups import ModalityGroups
+from mmoe.moe.losses import RouterLoss
+from mmoe.moe.routers import RouterOutput
+from mmoe.moe.stats import RouterStats
+
+
+class MoELayer(nn.Module):
+    """``y_t = bank(x_t)`` mixed over the experts the router picked for token t."""
+
+    def __init__(self, router: nn.Module, experts: nn.Module, dispatch: Dispatch) -> None:
+        super().__init__()
+        self.router = router
+        self.experts = experts
+        self.dispatch = dispatch
+
+    @property
+    def num_experts(self) -> int:
+        return self.experts.num_experts
+
+    def forward(self, x: torch.Tensor, base: nn.Module | None = None) -> tuple[torch.Tensor, RouterOutput]:
+        out = self.router(x)
+        return self.experts(x, out.plan, self.dispatch, base), out
+
+
+def _tokens(ctx: RoutingContext | None, batch: int, length: int, training: bool) -> tuple[torch.Tensor | None, torch.Tensor | None, bool]:
+    """(padding mask, modality ids, record?) for a ``[batch, length]`` input.
+
+    No context: every position is a real text token. A replay context (left after a forward) only
+    applies to gradient-checkpoint recomputation (training with grad); it records nothing. Inputs
+    whose shape differs from the context's are cached-generation decode steps: new text tokens.
+    """
+    if ctx is None or (ctx.replay and not (training and torch.is_grad_enabled())):
+        return None, None, True
+    record = not ctx.replay
+
+    def fit(t: torch.Tensor | None) -> torch.Tensor | None:
+        return t if t is not None and tuple(t.shape) == (batch, length) else None
+
+    return fit(ctx.token_mask), fit(ctx.modality_ids), record
+
+
+class MoEBlock(nn.Module):
+    """Drop-in replacement for a gate/up/down MLP: ``[B, L, D] -> [B, L, D]``.
+
+    ``base`` is the original dense MLP when the experts adapt it (LoRA experts), else None.
+    """
+
+    def __init__(self, core: nn.Module, losses: list[RouterLoss] | None = None, base: nn.Module | None = None) -> None:
+        super().__init__()
+        self.core = core
+        self.base = base
+        self.losses = list(losses or [])
+        self.routing_context: RoutingContext | None = None
+        self._aux: dict[str, torch.Tensor] = {}
+        self._stats = RouterStats()
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        batch, length, dim = hidden.shape
+        mask, modality, record = _tokens(self.routing_context, batch, length, self.training)
+        flat = hidden.reshape(-1, dim)
+        index = None
+        if mask is not None:
+            index = mask.reshape(-1).nonzero().squeeze(1)
+            if index.numel() == flat.shape[0]:
+                index = None
+        x = flat if index is None else flat[index]
+        if modality is not None:
+            modality = modality.reshape(-1) if index is None else modality.reshape(-1)[index]
+        if isinstance(self.core, ModalityGroups):
+            y, records = self.core(x, modality, self.base)
+        else:
+            y, out = self.core(x, self.base)
+            records = {"": (out, self.core.num_experts)}
+        if record:
+            self._record(records)
+        if index is not None:
+            y = y.new_zeros(flat.shape[0], y.shape[-1]).index_copy(0, index, y)
+        return y.view(batch, length, -1)
+
+    def _record(self, records: dict[str, tuple[RouterOutput, int]]) -> None:
+        for group, (out, num_real) in records.items():
+            prefix = f"{group}/" if group else ""
+            for loss in self.losses:
+                self._add_loss(loss.name, loss.coef * loss(out))
+            for name, value in out.aux_losses.items():
+                self._add_loss(name, value)
+            self._stats.add(out, num_real, prefix)
+
+    def _add_loss(self, name: str, value: torch.Tensor) -> None:
+        self._aux[name] = self._aux[name] + value if name in self._aux else value
+
+    def pop_aux_losses(self) -> dict[str, torch.Tensor]:
+        aux, self._aux = self._aux, {}
+        return aux
+
+    def pop_router_stats(self) -> dict[str, torch.Tensor]:
+        return self._stats.pop()

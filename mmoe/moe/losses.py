@@ -1,0 +1,77 @@
+"""Router losses. A loss reads one ``RouterOutput`` (the real tokens one router saw) and returns an
+unweighted scalar; the MoE block multiplies by ``coef`` and reports it under ``name``.
+
+New objectives (Tsallis entropy, null-bucket balance, ...) implement the same ``RouterLoss``
+protocol and are appended to a block's loss list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from mmoe.moe.routers import RouterOutput
+
+
+class RouterLoss(Protocol):
+    name: str
+    coef: float
+
+    def __call__(self, out: RouterOutput) -> torch.Tensor: ...
+
+
+def _empty(out: RouterOutput) -> torch.Tensor:
+    """A zero that stays attached to the router's graph (no tokens reached it)."""
+    return out.logits.sum() * 0.0
+
+
+@dataclass
+class BalanceLoss:
+    """Switch/GShard load balance ``E * sum_i f_i P_i`` (1.0 when perfectly balanced).
+
+    ``P_i``: mean routing probability of expert i. ``f_i``: share of routing assignments that went
+    to expert i (``switch``), or share of tokens whose top-1 expert is i (``gshard``, as DeepSpeed).
+    HF Mixtral's value equals ``k`` times the ``switch`` value for top-k routing.
+    """
+
+    coef: float
+    kind: str = "switch"
+    name: str = "moe_balance"
+
+    def __call__(self, out: RouterOutput) -> torch.Tensor:
+        if out.logits.shape[0] == 0:
+            return _empty(out)
+        probs = out.distribution()
+        num = probs.shape[1]
+        if self.kind == "gshard":
+            share = F.one_hot(probs.argmax(-1), num).float().mean(0)
+        else:
+            counts = out.plan.mask.float().sum(0)
+            share = counts / counts.sum().clamp_min(1.0)
+        return num * (share.detach() * probs.mean(0)).sum()
+
+
+@dataclass
+class ZLoss:
+    """ST-MoE router z-loss: ``mean_t (logsumexp_j logits_tj)^2`` keeps router logits small."""
+
+    coef: float
+    name: str = "moe_z_loss"
+
+    def __call__(self, out: RouterOutput) -> torch.Tensor:
+        if out.logits.shape[0] == 0:
+            return _empty(out)
+        return torch.logsumexp(out.logits, dim=-1).square().mean()
+
+
+def build_losses(cfg) -> list[RouterLoss]:
+    """The losses a ``LossesConfig`` turns on (coefficient > 0)."""
+    losses: list[RouterLoss] = []
+    if cfg.balance > 0:
+        losses.append(BalanceLoss(cfg.balance, cfg.balance_type))
+    if cfg.z_loss > 0:
+        losses.append(ZLoss(cfg.z_loss))
+    return losses

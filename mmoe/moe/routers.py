@@ -1,0 +1,185 @@
+"""Routers: given token features, decide which experts each token reaches and with what weight.
+
+Every router returns a ``RouterOutput``: raw logits and scores (for losses and statistics) and a
+``RoutingPlan`` (the only thing a dispatch reads). New routing methods (DynMoLE, Mixture of Routers,
+GW broadcast, null-expert routing ...) are new ``Router`` subclasses or wrappers around one that
+return the same structure; the layer, dispatch, losses and statistics need no change.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Score = Literal["softmax", "sigmoid"]
+
+
+@dataclass
+class RoutingPlan:
+    """Token -> expert assignments for ``T`` tokens and ``E`` routable experts (null experts included).
+
+    ``combine`` holds the float32 combine weight of each (token, expert) pair, 0 where ``mask`` is
+    False. ``top_idx``/``top_weight`` (``[T, k]``) are set when every token has exactly ``k``
+    experts, which lets a dispatch list assignments without a host sync. ``dense`` says every token
+    goes to every expert (soft routing), so a dispatch may mix experts with wide products instead.
+    """
+
+    combine: torch.Tensor
+    mask: torch.Tensor
+    top_idx: torch.Tensor | None = None
+    top_weight: torch.Tensor | None = None
+    dense: bool = False
+
+    @property
+    def num_tokens(self) -> int:
+        return self.combine.shape[0]
+
+    @property
+    def num_experts(self) -> int:
+        return self.combine.shape[1]
+
+    @classmethod
+    def from_top_k(cls, idx: torch.Tensor, weight: torch.Tensor, num_experts: int) -> "RoutingPlan":
+        combine = torch.zeros(idx.shape[0], num_experts, dtype=weight.dtype, device=idx.device)
+        combine.scatter_(1, idx, weight)
+        mask = torch.zeros_like(combine, dtype=torch.bool).scatter_(1, idx, True)
+        return cls(combine, mask, idx, weight)
+
+    @classmethod
+    def from_mask(cls, mask: torch.Tensor, weights: torch.Tensor, dense: bool = False) -> "RoutingPlan":
+        return cls(weights * mask, mask, dense=dense)
+
+    def assignments(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Flat ``(token, expert, weight)`` lists, one entry per routed pair."""
+        if self.top_idx is not None:
+            k = self.top_idx.shape[1]
+            tokens = torch.arange(self.num_tokens, device=self.top_idx.device).repeat_interleave(k)
+            return tokens, self.top_idx.reshape(-1), self.top_weight.reshape(-1)
+        tokens, experts = self.mask.nonzero(as_tuple=True)
+        return tokens, experts, self.combine[tokens, experts]
+
+    def repeat_rows(self, repeats: int) -> "RoutingPlan":
+        """Each row routed ``repeats`` times in a row (Parrot: one routing per image, for all its tokens)."""
+        def rep(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.repeat_interleave(repeats, dim=0)
+
+        return RoutingPlan(rep(self.combine), rep(self.mask), rep(self.top_idx), rep(self.top_weight), self.dense)
+
+
+@dataclass
+class RouterOutput:
+    """What one router call produced.
+
+    ``logits``/``scores``: ``[T, E]`` float32 raw router outputs and their softmax/sigmoid scores.
+    ``aux_losses``: already-weighted losses a router computes itself (e.g. MoMa's aux-router BCE).
+    ``extras``: per-token facts a method wants to expose (e.g. uncertainty flags) for statistics.
+    """
+
+    logits: torch.Tensor
+    scores: torch.Tensor
+    plan: RoutingPlan
+    aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def distribution(self) -> torch.Tensor:
+        """Scores as a distribution over experts (sigmoid scores are normalised per token)."""
+        return self.scores / self.scores.sum(-1, keepdim=True).clamp_min(1e-9)
+
+
+class Router(nn.Module):
+    """A linear scorer ``[E, D]`` (no bias) evaluated in float32; subclasses choose the assignment."""
+
+    def __init__(self, dim: int, num_experts: int, score: Score = "softmax", jitter: float = 0.0, init_std: float | None = 0.02) -> None:
+        super().__init__()
+        self.num_experts = num_experts
+        self.score_fn = score
+        self.jitter = jitter
+        self.weight = nn.Parameter(torch.empty(num_experts, dim))
+        if init_std is None:
+            nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        else:
+            nn.init.normal_(self.weight, std=init_std)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        if self.training and self.jitter > 0:
+            x = x * torch.empty_like(x).uniform_(1.0 - self.jitter, 1.0 + self.jitter)
+        return F.linear(x, self.weight.float())
+
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.softmax(-1) if self.score_fn == "softmax" else logits.sigmoid()
+
+
+class TopKRouter(Router):
+    """Token choice: each token takes its ``k`` best experts; weights renormalised to sum to 1 (optional)."""
+
+    def __init__(self, dim: int, num_experts: int, top_k: int, renormalize: bool = True, **kwargs) -> None:
+        super().__init__(dim, num_experts, **kwargs)
+        if top_k > num_experts:
+            raise ValueError(f"top_k={top_k} exceeds the {num_experts} experts")
+        self.top_k = top_k
+        self.renormalize = renormalize
+
+    def forward(self, x: torch.Tensor) -> RouterOutput:
+        logits = self.logits(x)
+        scores = self.scores(logits)
+        weight, idx = torch.topk(scores, self.top_k, dim=-1)
+        if self.renormalize:
+            weight = weight / weight.sum(-1, keepdim=True).clamp_min(1e-9)
+        return RouterOutput(logits, scores, RoutingPlan.from_top_k(idx, weight, self.num_experts))
+
+
+class ExpertChoiceRouter(Router):
+    """Expert choice (Zhou et al. 2022; MoMa with sigmoid scores): each expert takes its
+    ``ceil(capacity_factor * T / E)`` highest-scoring tokens of the batch. Non-causal."""
+
+    def __init__(self, dim: int, num_experts: int, capacity_factor: float = 1.0, **kwargs) -> None:
+        super().__init__(dim, num_experts, **kwargs)
+        self.capacity_factor = capacity_factor
+
+    def capacity(self, num_tokens: int) -> int:
+        return min(num_tokens, math.ceil(self.capacity_factor * num_tokens / self.num_experts))
+
+    def forward(self, x: torch.Tensor) -> RouterOutput:
+        logits = self.logits(x)
+        scores = self.scores(logits)
+        chosen = torch.topk(scores.t(), self.capacity(x.shape[0]), dim=-1).indices  # [E, C]
+        mask = torch.zeros_like(scores.t(), dtype=torch.bool).scatter_(1, chosen, True).t()
+        return RouterOutput(logits, scores, RoutingPlan.from_mask(mask, scores))
+
+
+class SoftRouter(Router):
+    """Dense soft routing: every token reaches every expert, weighted by its scores (Parrot)."""
+
+    def forward(self, x: torch.Tensor) -> RouterOutput:
+        logits = self.logits(x)
+        scores = self.scores(logits)
+        return RouterOutput(logits, scores, RoutingPlan.from_mask(torch.ones_like(scores, dtype=torch.bool), scores, dense=True))
+
+
+class FixedRouter(nn.Module):
+    """No router: every token goes to expert 0 with weight 1 (one expert: a plain LoRA or dense FFN)."""
+
+    num_experts = 1
+
+    def forward(self, x: torch.Tensor) -> RouterOutput:
+        ones = torch.ones(x.shape[0], 1, device=x.device)
+        plan = RoutingPlan(ones, ones.bool(), torch.zeros(x.shape[0], 1, dtype=torch.long, device=x.device), ones)
+        return RouterOutput(torch.zeros_like(ones), ones, plan)
+
+
+def build_router(cfg, dim: int, num_experts: int) -> nn.Module:
+    """A router from a ``RouterConfig`` over ``num_experts`` routable experts (null experts included)."""
+    common = dict(score=cfg.score, jitter=cfg.jitter, init_std=cfg.init_std)
+    if cfg.type == "none":
+        return FixedRouter()
+    if cfg.type == "top_k":
+        return TopKRouter(dim, num_experts, cfg.top_k, cfg.renormalize, **common)
+    if cfg.type == "expert_choice":
+        return ExpertChoiceRouter(dim, num_experts, cfg.capacity_factor, **common)
+    return SoftRouter(dim, num_experts, **common)
