@@ -10,6 +10,7 @@ import sys
 COMMANDS = {
     "info": "mmoe.commands.info",
     "generate": "mmoe.commands.generate",
+    "eval": "mmoe.commands.eval",
     "convert": "mmoe.commands.convert",
 }
 

@@ -54,6 +54,8 @@ def markdown_table(summaries: list[dict]) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
 
     add("**Overall**", [s["overall"] for s in summaries])
+    if any("likelihood" in s for s in summaries):
+        add("Overall (likelihood)", [s.get("likelihood", {}).get("overall") for s in summaries])
     for key in ("by_l2_category", "by_category"):
         for name in sorted({n for s in summaries for n in s[key]}):
             label = L2_ABBREVIATIONS.get(name, name) if key == "by_l2_category" else name

@@ -10,7 +10,8 @@ from mmoe.eval.errors import BenchmarkError
 from mmoe.eval.report import write_reports
 from mmoe.eval.score import Judge, score
 from mmoe.eval.table import normalised_names, read_table
-from mmoe.eval.tsv import benchmark_from_frame, load_benchmark
+from mmoe.eval.sources import open_benchmark
+from mmoe.eval.tsv import benchmark_from_frame
 
 
 def read_predictions(path: str | Path, bench: Benchmark | None = None) -> dict[int, str]:
@@ -48,6 +49,7 @@ def score_predictions(
     mode: str = "auto",
     language: str | None = None,
     judge: Judge | None = None,
+    split: str | None = None,
 ) -> dict:
     """Score ``predictions`` and write the reports into ``out_dir``; returns the summary.
 
@@ -56,7 +58,7 @@ def score_predictions(
     """
     predictions = Path(predictions)
     if benchmark is not None:
-        bench = load_benchmark(benchmark, language)
+        bench = open_benchmark(benchmark, language, split)
     else:
         from mmoe.eval import languages
 

@@ -81,3 +81,15 @@ def tsv_writer(tmp_path: Path):
         return write_tsv(frame, tmp_path / name)
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random mmoe model saved to disk (configs/tiny.yaml)."""
+    from mmoe import build_model, save_model
+    from mmoe.config import load_config
+
+    root = Path(__file__).resolve().parents[2]
+    directory = tmp_path_factory.mktemp("tiny_model")
+    save_model(build_model(load_config(root / "configs" / "tiny.yaml")), directory)
+    return directory

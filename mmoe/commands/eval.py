@@ -1,0 +1,127 @@
+"""``mmoe eval run|score|check``: evaluate a model on MMBench/MMMB files, score predictions, check files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("eval", help="evaluate on MMBench / MMMB (VLMEvalKit TSV layout)")
+    sub = p.add_subparsers(dest="eval_command", required=True, metavar="ACTION")
+
+    run_p = sub.add_parser("run", help="generate answers with a model, then score them")
+    run_p.add_argument("--model", required=True, help="a saved mmoe model directory")
+    run_p.add_argument("--benchmark", nargs="+", default=[], metavar="FILE", help="benchmark TSV file(s)")
+    run_p.add_argument("--recipe", help="an eval/*.yaml recipe naming the benchmarks and settings")
+    run_p.add_argument("--data-root", help="directory of the recipe's files (default: the recipe's data_root)")
+    run_p.add_argument("--out", required=True, help="output directory (reruns resume from its caches)")
+    run_p.add_argument("--batch-size", type=int)
+    run_p.add_argument("--max-new-tokens", type=int)
+    run_p.add_argument("--style", choices=["vlmevalkit", "llava", "lmms"])
+    run_p.add_argument("--likelihood", action="store_true", default=None, help="also score options by log-likelihood")
+    run_p.add_argument("--likelihood-target", choices=["letter", "text"], default="letter")
+    run_p.add_argument("--limit", type=int, help="only the first N questions of each file (smoke runs)")
+    run_p.add_argument("--fresh", action="store_true", help="ignore and overwrite existing caches")
+    run_p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _common(run_p)
+    run_p.set_defaults(run=run)
+
+    score_p = sub.add_parser("score", help="score a predictions file (ours, VLMEvalKit's, any tool's)")
+    score_p.add_argument("--predictions", required=True, metavar="FILE", help=".tsv/.csv/.xlsx/.jsonl with index, prediction")
+    score_p.add_argument("--benchmark", metavar="FILE", help="the benchmark file (default: columns of the predictions file)")
+    score_p.add_argument("--out", required=True, help="output directory for summary.json and reports")
+    _common(score_p)
+    score_p.set_defaults(run=score)
+
+    check_p = sub.add_parser("check", help="validate benchmark files and print what they hold")
+    check_p.add_argument("files", nargs="+", metavar="FILE")
+    check_p.add_argument("--language", help="language code when the file name does not say (cn = zh)")
+    check_p.add_argument("--split", help="split of a Hugging Face dataset folder")
+    check_p.set_defaults(run=check)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", choices=["auto", "vanilla", "circular"], default=None,
+                   help="auto: circular for MMBench/CCBench names, vanilla otherwise (MMMB)")
+    p.add_argument("--language", help="language code when the file name does not say (cn = zh)")
+    p.add_argument("--split", help="split of a Hugging Face dataset folder (default dev, then validation)")
+    p.add_argument("--judge-url", help="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1); off by default")
+    p.add_argument("--judge-model", default="gpt-4o-mini", help="judge model name")
+    p.add_argument("--judge-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+
+
+def _judge(args: argparse.Namespace):
+    if not args.judge_url:
+        return None
+    from mmoe.eval.judge import OpenAIJudge
+
+    return OpenAIJudge.from_env(args.judge_url, args.judge_model, args.judge_key_env)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mmoe.eval.recipe import EvalRecipe, load_recipe
+    from mmoe.eval.run import evaluate
+
+    if not args.recipe and not args.benchmark:
+        raise SystemExit("mmoe eval run: give --benchmark FILE... or --recipe eval/NAME.yaml")
+    recipe = load_recipe(args.recipe) if args.recipe else EvalRecipe(name="command line", benchmarks=[])
+    files = [*recipe.paths(args.data_root), *args.benchmark]
+
+    def pick(value, default):
+        return default if value is None else value
+
+    summaries = evaluate(
+        args.model,
+        files,
+        args.out,
+        batch_size=pick(args.batch_size, recipe.batch_size),
+        max_new_tokens=pick(args.max_new_tokens, recipe.max_new_tokens),
+        style=pick(args.style, recipe.style),
+        mode=pick(args.mode, recipe.mode),
+        language=args.language,
+        split=args.split,
+        likelihood=pick(args.likelihood, recipe.likelihood),
+        likelihood_target=args.likelihood_target,
+        judge=_judge(args),
+        limit=args.limit,
+        fresh=args.fresh,
+        progress=not args.quiet,
+    )
+    for name, summary in summaries.items():
+        print(_line(name, summary))
+    print(f"reports in {args.out}")
+    return 0
+
+
+def score(args: argparse.Namespace) -> int:
+    from mmoe.eval.score_file import score_predictions
+
+    summary = score_predictions(args.predictions, args.out, args.benchmark, args.mode or "auto", args.language, _judge(args), args.split)
+    print(_line(summary["benchmark"], summary))
+    print(json.dumps({k: summary[k] for k in ("by_category", "by_l2_category")}, indent=1, ensure_ascii=False))
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    from mmoe.eval.circular import expand
+    from mmoe.eval.sources import open_benchmark
+
+    for path in args.files:
+        bench = open_benchmark(path, args.language, args.split)
+        questions = len({row.group for row in bench.rows})
+        rotations = "has rotations" if bench.has_rotations else f"no rotations ({len(expand(bench))} rows once rotated)"
+        answers = "answers" if bench.has_answers else "no answers (test split)"
+        print(f"{path}: {len(bench)} rows, {questions} questions, language {bench.language}, "
+              f"{bench.default_mode} scoring, {answers}, {rotations}")
+    return 0
+
+
+def _line(name: str, summary: dict) -> str:
+    if "overall" not in summary:
+        return f"{name}: {summary['n_rows']} predictions (no answers to score) -> {summary['predictions']}"
+    text = (f"{name} [{summary['language']}, {summary['mode']}]: {100 * summary['overall']:.2f}% of "
+            f"{summary['n_questions']} questions ({summary['n_unmatched']} unmatched, {summary['n_missing']} missing rows)")
+    if "likelihood" in summary:
+        text += f"; likelihood {100 * summary['likelihood']['overall']:.2f}%"
+    return text

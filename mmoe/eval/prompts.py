@@ -1,0 +1,75 @@
+"""Prompt text for a benchmark row: hint, question, lettered options and an answer instruction in the
+row's language, in one of three styles.
+
+- ``vlmevalkit``: VLMEvalKit's dataset default block (``Hint:`` / ``Question:`` / ``Options:`` lines,
+  then "Please select the correct answer from the options above."); the instruction is translated
+  for non-English rows.
+- ``llava``: LLaVA / InternVL / Parrot style: ``hint\\nquestion\\nA. ...`` then "Answer with the
+  option's letter from the given choices directly." in the row's language (Parrot's wording).
+- ``lmms``: lmms-eval's MMBench format: ``hint question There are several options:\\nA. ...`` then a
+  blank line and the post prompt (lmms-eval's own wording for en, zh and ru).
+
+Chinese is used whenever the question contains CJK characters, as VLMEvalKit does. Languages
+without a translation fall back to English. Images go first, one ``<image>`` line each.
+"""
+
+from __future__ import annotations
+
+from mmoe.eval.benchmark import MCQRow
+from mmoe.eval.languages import has_cjk
+
+STYLES = ("vlmevalkit", "llava", "lmms")
+
+_SELECT = {
+    "en": "Please select the correct answer from the options above. \n",
+    "zh": "请从上面的选项中选出正确答案。\n",
+    "pt": "Selecione a resposta correta entre as opções acima.\n",
+    "ar": "يرجى اختيار الإجابة الصحيحة من الخيارات أعلاه.\n",
+    "tr": "Lütfen yukarıdaki seçeneklerden doğru cevabı seçin.\n",
+    "ru": "Пожалуйста, выберите правильный ответ из вариантов выше.\n",
+    "ko": "위의 선택지 중에서 정답을 고르세요.\n",
+    "ja": "上の選択肢から正しい答えを選んでください。\n",
+}
+_LETTER = {
+    "en": "Answer with the option's letter from the given choices directly.",
+    "zh": "请直接用给定选项中的选项字母回答。",
+    "pt": "Responda diretamente com a letra da opção das escolhas dadas.",
+    "ar": "أجب مباشرةً بحرف الخيار من الاختيارات المعطاة.",
+    "tr": "Verilen seçeneklerden doğrudan seçeneğin harfi ile cevap verin.",
+    "ru": "Ответьте буквой варианта из предложенных вариантов напрямую.",
+    "ko": "주어진 선택지 중 해당 옵션의 문자로 바로 답하세요.",
+    "ja": "与えられた選択肢の中から、選択肢の文字で直接答えてください。",
+}
+_LMMS = {
+    **_LETTER,
+    "zh": "请直接使用所提供的选项字母作为答案回答。",
+    "ru": "Выбери правильный вариант ответа буквой.",
+}
+
+
+def prompt_language(row: MCQRow) -> str:
+    return "zh" if has_cjk(row.question) else row.language
+
+
+def build_prompt(row: MCQRow, style: str = "vlmevalkit") -> str:
+    """The text part of the user turn for ``row``."""
+    lang = prompt_language(row)
+    if style == "vlmevalkit":
+        text = f"Hint: {row.hint}\n" if row.hint else ""
+        text += f"Question: {row.question}\nOptions:\n"
+        text += "".join(f"{letter}. {option}\n" for letter, option in row.options.items())
+        return text + _SELECT.get(lang, _SELECT["en"])
+    if style == "llava":
+        text = f"{row.hint}\n{row.question}" if row.hint else row.question
+        text += "".join(f"\n{letter}. {option}" for letter, option in row.options.items())
+        return f"{text}\n{_LETTER.get(lang, _LETTER['en'])}"
+    if style == "lmms":
+        options = "There are several options:\n" + "\n".join(f"{k}. {v}" for k, v in row.options.items())
+        text = f"{row.hint} {row.question} {options}" if row.hint else f"{row.question} {options}"
+        return f"{text}\n\n{_LMMS.get(lang, _LMMS['en'])}"
+    raise ValueError(f"unknown prompt style {style!r}; choose one of {', '.join(STYLES)}")
+
+
+def user_message(row: MCQRow, style: str = "vlmevalkit", image_token: str = "<image>") -> str:
+    """The user turn: one image placeholder line per image, then the prompt."""
+    return f"{image_token}\n" * len(row.images) + build_prompt(row, style)

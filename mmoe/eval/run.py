@@ -1,0 +1,138 @@
+"""Evaluate a model on benchmark files: predictions (cached per row), scores and reports.
+
+Layout of ``out_dir``::
+
+    {name}/predictions.tsv              benchmark columns (no image) + prediction, VLMEvalKit-compatible
+    {name}/predictions_likelihood.tsv   with likelihood=True: the most likely letter + loglik_{letter}
+    {name}/summary.json, {name}_acc.csv, results.md, accuracy.png     (files with answers only)
+    {name}/cache/*.jsonl                per-row caches; a rerun resumes from them
+    summary.json, results.md, accuracy.png, all_acc.csv               over all benchmarks
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from mmoe.eval.benchmark import Benchmark
+from mmoe.eval.cache import RowCache
+from mmoe.eval.circular import prepare
+from mmoe.eval.errors import BenchmarkError
+from mmoe.eval.generate import generate_predictions
+from mmoe.eval.likelihood import choose, likelihood_scores
+from mmoe.eval.prompts import STYLES
+from mmoe.eval.report import acc_table, write_combined, write_reports
+from mmoe.eval.score import Judge, score
+from mmoe.eval.sources import open_benchmark
+
+LIKELIHOOD_KEYS = ("mode", "overall", "by_category", "by_l2_category", "n_questions", "n_correct")
+
+
+def model_fingerprint(model) -> str:
+    """Identifies config and weights, so a cache made by another checkpoint is never reused."""
+    digest = hashlib.sha1(json.dumps(model.config.model_dump(mode="json"), sort_keys=True).encode())
+    with torch.no_grad():
+        total = sum(float(p.detach().float().sum()) for p in model.parameters())
+    digest.update(f"{total:.6e}".encode())
+    return digest.hexdigest()[:16]
+
+
+def write_predictions(bench: Benchmark, values: dict[int, str], path: Path, extra: dict[str, dict[int, float]] | None = None) -> None:
+    records = []
+    for row in bench.rows:
+        record = {column: row.cells.get(column, "") for column in bench.columns}
+        record["prediction"] = values[row.index]
+        for column, per_row in (extra or {}).items():
+            record[column] = per_row.get(row.index, "")
+        records.append(record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(records).to_csv(path, sep="\t", index=False)
+
+
+def _limit(bench: Benchmark, questions: int | None) -> Benchmark:
+    if questions is None:
+        return bench
+    keep: list[int] = []
+    for row in bench.rows:
+        if row.group not in keep and len(keep) < questions:
+            keep.append(row.group)
+    rows = [row for row in bench.rows if row.group in set(keep)]
+    return Benchmark(bench.name, bench.source, bench.language, rows, bench.columns, bench.names, bench.has_answers)
+
+
+def evaluate(
+    model,
+    benchmarks: Sequence[str | Path | Benchmark],
+    out_dir: str | Path,
+    *,
+    batch_size: int = 8,
+    max_new_tokens: int = 64,
+    style: str = "vlmevalkit",
+    mode: str = "auto",
+    language: str | None = None,
+    split: str | None = None,
+    likelihood: bool = False,
+    likelihood_target: str = "letter",
+    judge: Judge | None = None,
+    limit: int | None = None,
+    fresh: bool = False,
+    progress: bool = True,
+) -> dict[str, dict]:
+    """Run ``model`` (an MMoEModel or a saved model directory) on ``benchmarks`` and write ``out_dir``.
+
+    Returns ``{benchmark name: summary}``; a summary has the score keys (``overall``, ``by_category``,
+    ...) for files with answers, and ``predictions`` (the predictions.tsv path) always.
+    """
+    from mmoe.model import MMoEProcessor, load_model
+
+    if style not in STYLES:
+        raise ValueError(f"unknown prompt style {style!r}; choose one of {', '.join(STYLES)}")
+    if isinstance(model, (str, Path)):
+        model = load_model(model)
+    model.eval()
+    processor = MMoEProcessor.from_model(model)
+    fingerprint = model_fingerprint(model)
+    out_dir = Path(out_dir)
+    loaded = [b if isinstance(b, Benchmark) else open_benchmark(b, language, split) for b in benchmarks]
+    names = [b.name for b in loaded]
+    if len(set(names)) != len(names):
+        raise BenchmarkError(", ".join(b.source for b in loaded), "two benchmarks share a file name; evaluate them separately")
+
+    summaries: dict[str, dict] = {}
+    tables: dict[str, pd.DataFrame] = {}
+    for bench in loaded:
+        bench, bench_mode = prepare(bench, mode)
+        bench = _limit(bench, limit)
+        folder = out_dir / bench.name
+        settings = {"model": fingerprint, "benchmark": bench.source, "mode": bench_mode, "style": style, "limit": limit}
+        gen_cache = RowCache(folder / "cache" / "generate.jsonl", {**settings, "max_new_tokens": max_new_tokens}, fresh)
+        predictions = generate_predictions(
+            model, processor, bench.rows, gen_cache, style, batch_size, max_new_tokens, progress, desc=bench.name
+        )
+        pred_path = folder / "predictions.tsv"
+        write_predictions(bench, predictions, pred_path)
+        extra: dict = {"predictions": str(pred_path), "style": style}
+        if likelihood:
+            ll_cache = RowCache(folder / "cache" / "likelihood.jsonl", {**settings, "target": likelihood_target}, fresh)
+            scores = likelihood_scores(model, processor, bench.rows, ll_cache, style, batch_size, likelihood_target, progress)
+            chosen = {index: choose(s) for index, s in scores.items()}
+            letters = sorted({letter for s in scores.values() for letter in s})
+            columns = {f"loglik_{L}": {i: s[L] for i, s in scores.items() if L in s} for L in letters}
+            write_predictions(bench, chosen, folder / "predictions_likelihood.tsv", columns)
+            if bench.has_answers:
+                ll_summary = score(bench, chosen, bench_mode).summary()
+                extra["likelihood"] = {key: ll_summary[key] for key in LIKELIHOOD_KEYS}
+        if not bench.has_answers:
+            summaries[bench.name] = {"benchmark": bench.name, "language": bench.language, "scored": False,
+                                     "n_rows": len(bench), **extra}
+            continue
+        result = score(bench, predictions, bench_mode, judge)
+        summaries[bench.name] = write_reports(result, folder, {**extra, "judge": judge is not None})
+        tables[bench.name] = acc_table(result)
+    write_combined(summaries, out_dir, tables)
+    return summaries

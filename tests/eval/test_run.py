@@ -1,0 +1,95 @@
+"""End to end with a tiny random model: generation, caches and resume, likelihood, CLI run and score."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from conftest import mmbench_frame, write_tsv
+
+from mmoe.cli import main
+from mmoe.eval import BenchmarkError, evaluate, score_predictions
+
+
+@pytest.fixture
+def files(tmp_path):
+    return [
+        write_tsv(mmbench_frame(), tmp_path / "MMBench_DEV_EN.tsv"),
+        write_tsv(mmbench_frame(rotations=False).drop(columns=["L2-category"]), tmp_path / "mmmb_ru.tsv"),
+        write_tsv(mmbench_frame(answers=False, split="test"), tmp_path / "MMBench_TEST_CN.tsv"),
+    ]
+
+
+def test_evaluate_writes_predictions_and_reports(tiny_model_dir, files, tmp_path):
+    out = tmp_path / "out"
+    summaries = evaluate(tiny_model_dir, files, out, batch_size=4, max_new_tokens=4, likelihood=True, progress=False)
+    en, ru, test = summaries["MMBench_DEV_EN"], summaries["mmmb_ru"], summaries["MMBench_TEST_CN"]
+    assert en["mode"] == "circular" and en["n_questions"] == 4 and en["n_rows"] == 13 and en["n_missing"] == 0
+    assert ru["mode"] == "vanilla" and ru["n_questions"] == 4 and ru["language"] == "ru"
+    assert test["scored"] is False and test["n_rows"] == 13
+    assert 0.0 <= en["likelihood"]["overall"] <= 1.0
+    predictions = pd.read_csv(out / "MMBench_DEV_EN" / "predictions.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert list(predictions.columns) == [c for c in mmbench_frame().columns if c != "image"] + ["prediction"]
+    assert len(predictions) == 13
+    likelihood = pd.read_csv(out / "mmmb_ru" / "predictions_likelihood.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert set(likelihood["prediction"]) <= set("ABCD") and "loglik_A" in likelihood.columns
+    assert (out / "MMBench_TEST_CN" / "predictions.tsv").is_file()
+    assert not (out / "MMBench_TEST_CN" / "summary.json").exists()
+    combined = json.loads((out / "summary.json").read_text())
+    assert set(combined) == {"MMBench_DEV_EN", "mmmb_ru", "MMBench_TEST_CN"}
+    assert "| en | ru |" in (out / "results.md").read_text() and (out / "accuracy.png").is_file()
+    assert list(pd.read_csv(out / "all_acc.csv").columns[:3]) == ["DATASET", "split", "Overall"]
+    # rescoring the written predictions file reproduces the run's score
+    again = score_predictions(out / "MMBench_DEV_EN" / "predictions.tsv", tmp_path / "rescored", benchmark=files[0])
+    assert again["overall"] == en["overall"] and again["n_unmatched"] == en["n_unmatched"]
+
+
+def test_interrupted_run_resumes_from_the_cache(tiny_model_dir, tmp_path):
+    bench = write_tsv(mmbench_frame(rotations=False), tmp_path / "MMBench_DEV_EN.tsv")  # rotations are generated
+    out = tmp_path / "out"
+    first = evaluate(tiny_model_dir, [bench], out, batch_size=4, max_new_tokens=3, progress=False)
+    assert first["MMBench_DEV_EN"]["n_rows"] == 13
+    cache = out / "MMBench_DEV_EN" / "cache" / "generate.jsonl"
+    lines = cache.read_text().splitlines()
+    kept = [json.loads(line) for line in lines[1:4]]
+    for item in kept:  # mark the rows that "finished" before the interruption
+        item["value"] = "B"
+    cache.write_text("\n".join([lines[0], *map(json.dumps, kept), '{"index": 7, "val']) + "\n")
+    evaluate(tiny_model_dir, [bench], out, batch_size=4, max_new_tokens=3, progress=False)
+    predictions = pd.read_csv(out / "MMBench_DEV_EN" / "predictions.tsv", sep="\t", dtype=str, keep_default_na=False)
+    by_index = dict(zip(predictions["index"].astype(int), predictions["prediction"]))
+    assert all(by_index[item["index"]] == "B" for item in kept) and len(by_index) == 13
+    assert "g_index" in predictions.columns
+    with pytest.raises(BenchmarkError, match="other settings .*max_new_tokens"):
+        evaluate(tiny_model_dir, [bench], out, batch_size=4, max_new_tokens=5, progress=False)
+    evaluate(tiny_model_dir, [bench], out, batch_size=4, max_new_tokens=5, progress=False, fresh=True, limit=1)
+
+
+def test_cli_run_score_and_check(tiny_model_dir, files, tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["eval", "run", "--model", str(tiny_model_dir), "--benchmark", str(files[1]), "--out", str(out),
+                 "--batch-size", "2", "--max-new-tokens", "3", "--style", "llava", "--quiet"])
+    assert code == 0 and "mmmb_ru [ru, vanilla]" in capsys.readouterr().out
+    code = main(["eval", "score", "--predictions", str(out / "mmmb_ru" / "predictions.tsv"), "--benchmark", str(files[1]),
+                 "--out", str(tmp_path / "scored")])
+    assert code == 0 and json.loads((tmp_path / "scored" / "summary.json").read_text())["n_questions"] == 4
+    assert main(["eval", "check", str(files[0]), str(files[2])]) == 0
+    text = capsys.readouterr().out
+    assert "13 rows, 4 questions, language en, circular scoring" in text and "no answers (test split)" in text
+    bad = mmbench_frame()
+    bad.loc[0, "image"] = "%%%" * 30
+    assert main(["eval", "check", str(write_tsv(bad, tmp_path / "bad.tsv"))]) == 2
+    assert "row 1 (index 241), column 'image': bad base64" in capsys.readouterr().err
+
+
+def test_cli_recipe(tiny_model_dir, tmp_path, capsys):
+    write_tsv(mmbench_frame(rotations=False), tmp_path / "mmmb_en.tsv")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: t\nbenchmarks: [mmmb_en.tsv]\nstyle: lmms\nmax_new_tokens: 2\nbatch_size: 4\n")
+    code = main(["eval", "run", "--model", str(tiny_model_dir), "--recipe", str(recipe), "--data-root", str(tmp_path),
+                 "--out", str(tmp_path / "o"), "--quiet"])
+    assert code == 0 and json.loads((tmp_path / "o" / "mmmb_en" / "summary.json").read_text())["style"] == "lmms"
+    recipe.write_text("name: t\nbenchmarks: [mmmb_en.tsv]\nstyles: lmms\n")
+    assert main(["eval", "run", "--model", str(tiny_model_dir), "--recipe", str(recipe), "--out", str(tmp_path / "o")]) == 2
+    assert "unknown key 'styles'" in capsys.readouterr().err
