@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.recipe and not args.benchmark:
         raise SystemExit("mmoe eval run: give --benchmark FILE... or --recipe eval/NAME.yaml")
     recipe = load_recipe(args.recipe) if args.recipe else EvalRecipe(name="command line", benchmarks=[])
+    recipe.check_present(args.data_root)
     files = [*recipe.paths(args.data_root), *args.benchmark]
 
     def pick(value, default):

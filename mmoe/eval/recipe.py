@@ -31,6 +31,13 @@ class EvalRecipe(StrictModel):
         root = Path(os.path.expanduser(os.path.expandvars(data_root or self.data_root)))
         return [Path(b) if Path(b).is_absolute() else root / b for b in self.benchmarks]
 
+    def check_present(self, data_root: str | None = None) -> None:
+        """Fail before loading a model when files are absent, saying where to download them."""
+        missing = [path for path in self.paths(data_root) if not path.exists()]
+        if missing:
+            lines = [f"{path}  <-  {self.downloads.get(path.name, 'see eval/README.md')}" for path in missing]
+            raise ConfigError(f"recipe {self.name}: benchmark files missing (download them first):\n  " + "\n  ".join(lines))
+
 
 def load_recipe(path: str | Path) -> EvalRecipe:
     path = Path(path)

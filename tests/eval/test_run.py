@@ -93,3 +93,15 @@ def test_cli_recipe(tiny_model_dir, tmp_path, capsys):
     recipe.write_text("name: t\nbenchmarks: [mmmb_en.tsv]\nstyles: lmms\n")
     assert main(["eval", "run", "--model", str(tiny_model_dir), "--recipe", str(recipe), "--out", str(tmp_path / "o")]) == 2
     assert "unknown key 'styles'" in capsys.readouterr().err
+
+
+def test_shipped_recipes_validate_and_name_their_downloads():
+    from pathlib import Path
+
+    from mmoe.eval.recipe import load_recipe
+
+    recipes = sorted((Path(__file__).resolve().parents[2] / "eval").glob("*.yaml"))
+    assert {r.stem for r in recipes} >= {"mmmb", "mtl_mmbench", "mmbench_en_cn"}
+    for path in recipes:
+        recipe = load_recipe(path)
+        assert all(name in recipe.downloads for name in recipe.benchmarks), path
