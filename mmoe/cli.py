@@ -10,6 +10,7 @@ import sys
 COMMANDS = {
     "info": "mmoe.commands.info",
     "generate": "mmoe.commands.generate",
+    "prep": "mmoe.commands.prep",
     "eval": "mmoe.commands.eval",
     "convert": "mmoe.commands.convert",
 }

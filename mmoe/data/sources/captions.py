@@ -1,0 +1,63 @@
+"""Image-caption pairs (JSONL / JSON array / CSV / TSV) turned into one-turn conversations.
+
+The user turn is the image placeholder, followed by ``prompt`` when one is configured (LLaVA's
+stage-1 ``plain`` template uses the image alone); the assistant turn is the caption.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+from mmoe.data.jsonstream import iter_json
+from mmoe.data.reasons import malformed
+from mmoe.data.records import IMAGE_TOKEN, Failure, ImageRef, Record
+from mmoe.data.sources.common import as_failure_or_record, declared_language, metadata, record_id, require, text_field
+from mmoe.tokenization.templates import Turn
+
+
+def parse_caption(
+    obj: Any, *, image_column: str, caption_column: str, prompt: str | None, fallback_id: str, language: str | None
+) -> Record:
+    if not isinstance(obj, dict):
+        raise malformed(f"record must be an object, got {type(obj).__name__}")
+    path = text_field(require(obj, image_column), image_column, allow_empty=False)
+    caption = text_field(require(obj, caption_column), caption_column)
+    user = IMAGE_TOKEN + ("\n" + prompt if prompt else "")
+    return Record(
+        id=record_id(obj, required=False, fallback=fallback_id),
+        conversations=[Turn("user", user), Turn("assistant", caption)],
+        images=[ImageRef(path=path)],
+        language=declared_language(obj, language),
+        metadata=metadata(obj, {"id", "language", "lang", image_column, caption_column}),
+    )
+
+
+def _iter_delimited(path: Path) -> Iterator[tuple[int, Any]]:
+    csv.field_size_limit(sys.maxsize)
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        yield from enumerate(csv.DictReader(f, delimiter=delimiter))
+
+
+def read_captions(
+    path: str | Path,
+    source: str,
+    language: str | None = None,
+    image_column: str = "image",
+    caption_column: str = "caption",
+    prompt: str | None = None,
+) -> Iterator[Record | Failure]:
+    path = Path(path)
+    rows = _iter_delimited(path) if path.suffix.lower() in (".csv", ".tsv") else iter_json(path)
+    for position, obj in rows:
+        yield as_failure_or_record(
+            source, position, obj,
+            lambda o, p=position: parse_caption(
+                o, image_column=image_column, caption_column=caption_column, prompt=prompt,
+                fallback_id=f"{path.stem}:{p}", language=language,
+            ),
+            str(path),
+        )

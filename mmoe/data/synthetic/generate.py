@@ -1,0 +1,162 @@
+"""The synthetic multilingual shapes task: training conversations and held-out MCQ benchmarks.
+
+Training records are LLaVA JSON (one image each) mixing short answers and MCQ letter answers, some
+with a second question about the same image. Benchmarks are VLMEvalKit TSVs: MMMB
+(``mmmb_{en,cn,pt,ar,tr,ru}.tsv``, the same images and questions in every language) and the
+multilingual MMBench layout (``mmbench_dev_{lang}.tsv``) with circular copies. Train and test draw
+from separate random streams and write separate images. Everything is a function of the seed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from mmoe.data.languages import MMMB_LANGUAGES, mmmb_file_code
+from mmoe.data.mcq import mcq_prompt
+from mmoe.data.records import IMAGE_TOKEN
+from mmoe.data.synthetic.draw import Scene, png_bytes, render, sample_scene
+from mmoe.data.synthetic.lexicon import COLOURS, COUNTS, KINDS, POSITIONS, QUESTIONS, SHAPES, SHORT_ANSWER, answer_text
+
+CIRCULAR_OFFSET = 1_000_000
+MMBENCH_L2 = "finegrained_perception (instance-level)"
+_VALUES = {"color": COLOURS, "shape": SHAPES, "count": COUNTS, "position": POSITIONS}
+
+
+@dataclass(frozen=True)
+class Question:
+    kind: str
+    value: str | int
+    options: tuple[str | int, ...]  # four attribute values, the answer among them
+    phrasing: int
+
+    @property
+    def answer_index(self) -> int:
+        return self.options.index(self.value)
+
+
+def _value(scene: Scene, kind: str) -> str | int:
+    return {"color": scene.colour, "shape": scene.shape, "count": scene.count, "position": scene.position}[kind]
+
+
+def sample_question(scene: Scene, kind: str, rng: random.Random) -> Question:
+    value = _value(scene, kind)
+    others = [v for v in _VALUES[kind] if v != value]
+    options = [value, *rng.sample(others, 3)]
+    rng.shuffle(options)
+    return Question(kind, value, tuple(options), rng.randrange(2))
+
+
+def option_texts(question: Question, language: str) -> dict[str, str]:
+    return {string.ascii_uppercase[i]: answer_text(language, question.kind, v) for i, v in enumerate(question.options)}
+
+
+def _turns(question: Question, language: str, mcq: bool, first: bool) -> list[dict[str, str]]:
+    text = QUESTIONS[language][question.kind][question.phrasing]
+    if mcq:
+        user, answer = mcq_prompt(text, option_texts(question, language), language), string.ascii_uppercase[question.answer_index]
+    else:
+        user, answer = f"{text} {SHORT_ANSWER[language]}" if language != "zh" else text + SHORT_ANSWER[language], answer_text(language, question.kind, question.value)
+    if first:
+        user = f"{IMAGE_TOKEN}\n{user}"
+    return [{"from": "human", "value": user}, {"from": "gpt", "value": answer}]
+
+
+def generate_training_set(
+    out_dir: str | Path,
+    n: int,
+    seed: int = 0,
+    languages: list[str] | tuple[str, ...] = MMMB_LANGUAGES,
+    mcq_fraction: float = 0.5,
+    second_question_fraction: float = 0.2,
+) -> Path:
+    """Write ``n`` LLaVA records and their images under ``out_dir``; return the path of ``train.json``.
+
+    Images are ``images/NNN/NNNNNN.png`` (64x64) relative to ``out_dir`` (the image root). Question
+    kinds (colour, shape, count, position) and languages are balanced by cycling.
+    """
+    out = Path(out_dir)
+    rng = random.Random(f"mmoe-synthetic-train-{seed}")
+    records = []
+    for i in range(n):
+        language = languages[i % len(languages)]
+        kind = KINDS[(i // len(languages)) % len(KINDS)]
+        scene = sample_scene(kind, rng)
+        question = sample_question(scene, kind, rng)
+        conversation = _turns(question, language, rng.random() < mcq_fraction, first=True)
+        if rng.random() < second_question_fraction:
+            extra = sample_question(scene, rng.choice(("color", "shape")), rng)
+            conversation += _turns(extra, language, rng.random() < mcq_fraction, first=False)
+        rel = f"images/{i // 1000:03d}/{i:06d}.png"
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(png_bytes(render(scene)))
+        records.append({"id": f"synthetic-{seed}-{i:06d}", "image": rel, "language": language, "conversations": conversation})
+    target = out / "train.json"
+    target.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
+    return target
+
+
+def _benchmark_items(n: int, rng: random.Random) -> list[tuple[Scene, Question, str]]:
+    items = []
+    for i in range(n):
+        kind = KINDS[i % len(KINDS)]
+        scene = sample_scene(kind, rng)
+        items.append((scene, sample_question(scene, kind, rng), base64.b64encode(png_bytes(render(scene))).decode("ascii")))
+    return items
+
+
+def _rows(items, language: str, circular: bool) -> list[dict]:
+    rows = []
+    for index, (_, question, image) in enumerate(items):
+        options = option_texts(question, language)
+        row = {
+            "index": index, "image": image, "question": QUESTIONS[language][question.kind][question.phrasing],
+            "hint": "", **options, "answer": string.ascii_uppercase[question.answer_index], "category": question.kind,
+        }
+        if circular:
+            row["l2-category"] = MMBENCH_L2
+        rows.append({**row, "split": "dev"})
+    if circular:
+        rows += [_rotated(row, k) for k in range(1, 4) for row in list(rows)]
+    return rows
+
+
+def _rotated(row: dict, k: int) -> dict:
+    """VLMEvalKit's circular copy ``k``: options shifted right by ``k``, answer moved with them, image by reference."""
+    letters = "ABCD"
+    options = [row[c] for c in letters]
+    rotated = {letters[(j + k) % 4]: options[j] for j in range(4)}
+    answer = letters[(letters.index(row["answer"]) + k) % 4]
+    return {**row, **rotated, "index": row["index"] + k * CIRCULAR_OFFSET, "image": str(row["index"]), "answer": answer}
+
+
+def generate_benchmarks(
+    out_dir: str | Path,
+    n_per_language: int,
+    seed: int = 0,
+    languages: list[str] | tuple[str, ...] = MMMB_LANGUAGES,
+) -> list[Path]:
+    """Write ``mmmb_{code}.tsv`` and ``mmbench_dev_{code}.tsv`` (``cn`` for Chinese); return their paths.
+
+    Each language holds the same ``n_per_language`` images and questions (category = question kind,
+    balanced); MMBench files add ``l2-category`` and three circular copies per question.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    mmmb = _benchmark_items(n_per_language, random.Random(f"mmoe-synthetic-mmmb-{seed}"))
+    mmbench = _benchmark_items(n_per_language, random.Random(f"mmoe-synthetic-mmbench-{seed}"))
+    paths = []
+    for language in languages:
+        code = mmmb_file_code(language)
+        for name, items, circular in ((f"mmmb_{code}.tsv", mmmb, False), (f"mmbench_dev_{code}.tsv", mmbench, True)):
+            path = out / name
+            pd.DataFrame(_rows(items, language, circular)).to_csv(path, sep="\t", index=False)
+            paths.append(path)
+    return paths
