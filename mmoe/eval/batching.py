@@ -9,9 +9,13 @@ import torch
 from mmoe.eval.benchmark import MCQRow
 
 
-def by_length(rows: list[MCQRow], batch_size: int) -> Iterator[list[MCQRow]]:
-    """Batches of similar prompt length (less padding); the order is deterministic."""
-    ordered = sorted(rows, key=lambda r: (len(r.question) + len(r.hint or "") + sum(map(len, r.options.values())), r.index))
+def by_length(rows: list[MCQRow]) -> list[MCQRow]:
+    """Rows sorted by prompt length, so batches need little padding; the order is deterministic."""
+    return sorted(rows, key=lambda r: (len(r.question) + len(r.hint or "") + sum(map(len, r.options.values())), r.index))
+
+
+def batches(rows: list[MCQRow], batch_size: int) -> Iterator[list[MCQRow]]:
+    ordered = by_length(rows)
     for start in range(0, len(ordered), batch_size):
         yield ordered[start : start + batch_size]
 

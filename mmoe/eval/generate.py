@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mmoe.eval.batching import by_length, progress_bar, to_model
+from mmoe.eval.batching import batches, progress_bar, to_model
 from mmoe.eval.benchmark import MCQRow
 from mmoe.eval.cache import RowCache
 from mmoe.eval.prompts import user_message
@@ -26,7 +26,7 @@ def generate_predictions(
     """``index -> answer text`` for every row; rows already in ``cache`` are not run again."""
     todo = [row for row in rows if row.index not in cache]
     with progress_bar(len(rows), len(rows) - len(todo), desc, progress) as bar:
-        for batch_rows in by_length(todo, batch_size):
+        for batch_rows in batches(todo, batch_size):
             conversations = [[Turn("user", user_message(row, style, processor.image_token))] for row in batch_rows]
             batch = processor.prompts(conversations, [row.load_images() for row in batch_rows])
             new_tokens = model.generate(**to_model(batch, model), max_new_tokens=max_new_tokens, do_sample=False)

@@ -29,7 +29,7 @@ def _chunks(rows: list[MCQRow], sequences: int) -> Iterator[list[MCQRow]]:
     """Row groups holding about ``sequences`` option sequences each (one sequence per option)."""
     chunk: list[MCQRow] = []
     count = 0
-    for (row,) in by_length(rows, 1):
+    for row in by_length(rows):
         chunk.append(row)
         count += len(row.options)
         if count >= sequences:

@@ -184,8 +184,7 @@ class _ImageResolver:
 
     def _check_image(self, i: int, data: bytes) -> bytes:
         try:
-            with Image.open(io.BytesIO(data)) as img:
-                img.size  # noqa: B018  (the header is parsed here)
+            Image.open(io.BytesIO(data)).close()  # parses the header only
         except (UnidentifiedImageError, OSError) as exc:
             raise self._error(i, f"image data is not a readable image ({exc})") from None
         return data
