@@ -1,0 +1,48 @@
+"""Padding never reaches a router, a loss or a statistic: extra pad columns change nothing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.moe.helpers import make_batch, tiny_model
+
+RECIPES = [
+    ("mole", ()),
+    ("moma", ()),
+    ("moma", ("model.moe.router.type=expert_choice", "model.moe.router.score=sigmoid", "model.moe.groups.aux_router={}")),
+    ("parrot", ()),
+    ("mole", ("model.moe.experts.num_null_experts=2", "model.moe.router.top_k=2", "model.moe.losses.z_loss=0.01")),
+]
+
+
+@pytest.mark.parametrize("name,overrides", RECIPES)
+def test_extra_padding_changes_no_output_loss_or_statistic(name, overrides):
+    model = tiny_model(name, *overrides).train()  # train mode: expert-choice routing, jitter-free recipes
+    tight = make_batch(model)
+    padded = make_batch(model, extra_pad=7)
+    a, b = model(**tight), model(**padded)
+    real = tight["attention_mask"].bool()
+    width = real.shape[1]
+    assert torch.allclose(a.logits[real], b.logits[:, :width][real], atol=1e-5)
+    assert torch.allclose(a.loss, b.loss, atol=1e-6)
+    assert a.aux_losses.keys() == b.aux_losses.keys()
+    for key in a.aux_losses:
+        assert torch.allclose(a.aux_losses[key], b.aux_losses[key], atol=1e-6), key
+    assert a.router_stats.keys() == b.router_stats.keys() and a.router_stats
+    for module, stats in a.router_stats.items():
+        assert stats.keys() == b.router_stats[module].keys()
+        for key, value in stats.items():
+            assert torch.allclose(value, b.router_stats[module][key], atol=1e-5), (module, key)
+
+
+def test_statistics_count_only_real_tokens_per_modality():
+    model = tiny_model("moma").eval()
+    batch = make_batch(model, extra_pad=5)
+    out = model(**batch)
+    image_tokens = int((batch["input_ids"] == model.image_token_id).sum())
+    real_tokens = int(batch["attention_mask"].sum())
+    for stats in out.router_stats.values():
+        assert int(stats["image/num_tokens"]) == image_tokens
+        assert int(stats["text/num_tokens"]) == real_tokens - image_tokens
+        assert int(stats["image/tokens_per_expert"].sum()) == image_tokens  # top-1: one assignment per token
