@@ -2,47 +2,16 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from mmoe.config.errors import ConfigError, format_validation_error
+from mmoe.config.overrides import apply_overrides, read_yaml
 from mmoe.config.schema import MMoEConfig
 
-
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """Split ``model.moe.num_experts=8`` into a key path and a YAML-typed value."""
-    if "=" not in item:
-        raise ConfigError(f"override {item!r} is not of the form key.path=value")
-    key, raw = item.split("=", 1)
-    if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"override {item!r} has an empty key segment")
-    try:
-        value = yaml.safe_load(raw) if raw != "" else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from exc
-    return key.split("."), value
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Return a copy of ``raw`` with each override set, creating intermediate mappings."""
-    out = copy.deepcopy(raw)
-    for item in overrides:
-        path, value = parse_override(item)
-        node = out
-        for i, part in enumerate(path[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                prefix = ".".join(path[: i + 1])
-                raise ConfigError(f"override {item!r}: '{prefix}' is a value, not a section")
-            node = child
-        node[path[-1]] = value
-    return out
+__all__ = ["apply_overrides", "load_config", "parse_config", "read_yaml"]
 
 
 def parse_config(raw: dict[str, Any], source: str = "<dict>") -> MMoEConfig:
@@ -53,17 +22,6 @@ def parse_config(raw: dict[str, Any], source: str = "<dict>") -> MMoEConfig:
         return MMoEConfig.model_validate(raw)
     except ValidationError as exc:
         raise format_validation_error(exc, MMoEConfig, source) from None
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
-    return data if data is not None else {}
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> MMoEConfig:

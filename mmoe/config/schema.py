@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import model_validator
 
 from mmoe.config.base import StrictModel
+from mmoe.data.config import DataConfig
 from mmoe.train.config import TrainConfig
 from mmoe.moe.config import SUPPORTED_ARCHITECTURES, MoEConfig, ParrotConfig, unsupported_architecture
 
@@ -106,4 +107,5 @@ class MMoEConfig(StrictModel):
     """A whole recipe."""
 
     model: ModelConfig
+    data: DataConfig | None = None
     train: TrainConfig | None = None

@@ -10,7 +10,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from mmoe.config.base import StrictModel
 from mmoe.config.errors import ConfigError, format_validation_error
-from mmoe.config.load import apply_overrides, read_yaml
+from mmoe.config.overrides import apply_overrides, read_yaml
 
 
 class _Source(StrictModel):

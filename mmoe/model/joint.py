@@ -80,8 +80,9 @@ class MMoEModel(nn.Module):
                 sample_of_image = torch.repeat_interleave(torch.arange(len(per_sample), device=embeds.device), per_sample)
                 prompt = PromptContext(embeds=embeds[sample_of_image], mask=prompt_mask[sample_of_image])
             embeds = scatter_visual_tokens(embeds, image_mask, self.encode_images(pixel_values, prompt))
-        elif self.training and any(p.requires_grad for p in self.projector.parameters()):
-            # Run a blank image so every rank uses the same parameters each step (ZeRO-3 never hangs).
+        elif self.training:
+            # Run a blank image so every rank gathers and uses the same parameters each step: under
+            # ZeRO-3 even frozen parameters are partitioned, and a rank that skips them would hang the others.
             embeds = embeds + 0.0 * self.encode_images(self._blank_pixels()).sum()
         if labels is not None:
             labels = mask_image_labels(labels, image_mask)

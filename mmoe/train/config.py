@@ -17,13 +17,11 @@ class StageConfig(StrictModel):
     """What is trained and with which learning rate; everything else is frozen.
 
     ``lr`` maps a group to its learning rate; groups without an entry use ``train.lr``.
-    ``bypass_moe_projector`` runs the Parrot projector without its experts (stage 1).
     """
 
     name: str = "stage"
     trainable: list[Group] = Field(default_factory=lambda: ["projector"])
     lr: dict[Group, float] = Field(default_factory=dict)
-    bypass_moe_projector: bool = False
 
     @model_validator(mode="after")
     def _lr_groups_trainable(self) -> "StageConfig":

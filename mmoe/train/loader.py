@@ -1,7 +1,8 @@
-"""A resumable, rank-sharded batch iterator: the data position is part of the checkpoint.
+"""A resumable batch iterator: the data position is part of the checkpoint.
 
-Each epoch draws a permutation from ``(seed, epoch)`` (optionally grouped by length), so the order
-is a pure function of the position and a resumed run sees exactly the batches it would have seen.
+Each epoch's batches for this rank come from ``plan(epoch)``, a pure function of the epoch (the
+length-grouped sampler, or a seeded permutation), so a resumed run sees exactly the batches it
+would have seen. A sample that fails to load is reported and replaced; training never dies on it.
 """
 
 from __future__ import annotations
@@ -11,33 +12,28 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
+BatchPlan = Callable[[int], list[list[int]]]
+
+
+def random_plan(size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> BatchPlan:
+    """Seeded shuffles cut into global batches; this rank takes its slice of each (drop the remainder)."""
+    global_batch = batch_size * world_size
+    if size < global_batch:
+        raise ValueError(f"dataset has {size} samples, fewer than one global batch ({batch_size} x {world_size} ranks)")
+
+    def plan(epoch: int) -> list[list[int]]:
+        order = torch.randperm(size, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
+        starts = range(0, size - global_batch + 1, global_batch)
+        return [order[s + rank * batch_size : s + (rank + 1) * batch_size] for s in starts]
+
+    return plan
+
 
 class ResumableLoader:
-    def __init__(
-        self,
-        dataset: Sequence,
-        collate: Callable[[list], dict],
-        batch_size: int,
-        seed: int,
-        rank: int = 0,
-        world_size: int = 1,
-        order: Callable[[int], list[int]] | None = None,
-    ) -> None:
-        if len(dataset) < batch_size * world_size:
-            raise ValueError(f"dataset has {len(dataset)} samples, fewer than one global batch ({batch_size} x {world_size} ranks)")
-        self.dataset, self.collate = dataset, collate
-        self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
-        self.order = order or self._random_order
+    def __init__(self, dataset: Sequence, collate: Callable[[list], dict], plan: BatchPlan) -> None:
+        self.dataset, self.collate, self.plan = dataset, collate, plan
         self.epoch, self.position = 0, 0
         self.skipped: list[dict] = []
-
-    def _random_order(self, epoch: int) -> list[int]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(len(self.dataset), generator=g).tolist()
-
-    @property
-    def batches_per_epoch(self) -> int:
-        return len(self.dataset) // (self.batch_size * self.world_size)
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position}
@@ -50,7 +46,7 @@ class ResumableLoader:
         for offset in range(len(self.dataset)):
             i = (index + offset) % len(self.dataset)
             try:
-                return self.dataset[i]
+                return i, self.dataset[i]
             except Exception as exc:  # noqa: BLE001 - one bad sample must never stop training
                 self.skipped.append({"index": i, "error": f"{type(exc).__name__}: {exc}"})
                 warnings.warn(f"skipping sample {i}: {type(exc).__name__}: {exc}")
@@ -58,11 +54,13 @@ class ResumableLoader:
 
     def __iter__(self) -> Iterator[dict]:
         while True:
-            order = self.order(self.epoch)
-            global_batch = self.batch_size * self.world_size
-            while self.position < self.batches_per_epoch:
-                start = self.position * global_batch + self.rank * self.batch_size
-                indices = order[start : start + self.batch_size]
+            batches = self.plan(self.epoch)
+            if not batches:
+                raise ValueError("the data plan yields no batch for an epoch (dataset smaller than a global batch?)")
+            while self.position < len(batches):
+                loaded = [self._sample(i) for i in batches[self.position]]
                 self.position += 1
-                yield self.collate([self._sample(i) for i in indices])
+                batch = self.collate([sample for _, sample in loaded])
+                batch["ids"] = [i for i, _ in loaded]
+                yield batch
             self.epoch, self.position = self.epoch + 1, 0

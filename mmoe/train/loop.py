@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from mmoe.config.schema import MMoEConfig
+from mmoe.data.collate import model_inputs
 from mmoe.errors import MMoEError
 from mmoe.model.checkpoint import load_weights
 from mmoe.train.checkpoint import export_model, latest_checkpoint, load_checkpoint, resolve_resume, save_checkpoint
@@ -28,6 +29,7 @@ class TrainResult:
     step: int
     loss: float
     model_dir: Path
+    history: list[float]
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
@@ -80,18 +82,21 @@ def train(cfg: MMoEConfig, data_factory=None) -> TrainResult:
     batches = iter(loader)
     engine.train()
     loss_value = float("nan")
+    history: list[float] = []
     try:
         for step in range(start_step + 1, tcfg.max_steps + 1):
             began = time.perf_counter()
             totals: dict[str, float] = {}
             tokens = 0
             skipped = 0
+            truncated = 0
             for _ in range(tcfg.gradient_accumulation_steps):
                 batch = next(batches)
-                ids = batch.pop("ids", None)
-                batch = _to_device(batch, engine.device)
-                tokens += int(batch["attention_mask"].sum())
-                out = engine(**batch)
+                ids = batch.get("ids")
+                inputs = _to_device(model_inputs(batch), engine.device)
+                tokens += int(inputs["attention_mask"].sum())
+                truncated += int(batch.get("num_truncated", 0))
+                out = engine(**inputs)
                 if not all_true(bool(torch.isfinite(out.loss))):
                     if tcfg.nonfinite == "stop":
                         raise NonFiniteError(
@@ -113,6 +118,7 @@ def train(cfg: MMoEConfig, data_factory=None) -> TrainResult:
                 )
             elapsed = time.perf_counter() - began
             loss_value = totals.get("loss", float("nan"))
+            history.append(loss_value)
             if step % tcfg.log_every == 0 or step == tcfg.max_steps:
                 metrics.log(step, {
                     **totals,
@@ -120,6 +126,8 @@ def train(cfg: MMoEConfig, data_factory=None) -> TrainResult:
                     "grad_norm": float(grad_norm) if grad_norm is not None else None,
                     "tokens_per_s": tokens * world / max(elapsed, 1e-9),
                     "skipped_microbatches": skipped,
+                    "truncated_samples": truncated,
+                    "bad_samples": len(getattr(loader, "skipped", [])),
                     "router": _router_summary(out.router_stats),
                 })
             if (tcfg.save_every and step % tcfg.save_every == 0) or step == tcfg.max_steps:
@@ -129,4 +137,4 @@ def train(cfg: MMoEConfig, data_factory=None) -> TrainResult:
         metrics.close()
     model_dir = output_dir / "model"
     export_model(engine, model, model_dir, rank)
-    return TrainResult(output_dir, tcfg.max_steps, loss_value, model_dir)
+    return TrainResult(output_dir, tcfg.max_steps, loss_value, model_dir, history)

@@ -2,7 +2,8 @@
 
 Groups: ``vision`` (the tower), ``projector`` (the MLP projector), ``moe_projector`` (Parrot's experts and
 router), ``llm`` (the base LLM), ``experts`` (expert weights injected into the LLM: LoRA or FFN experts),
-``routers`` (router weights injected into the LLM).
+``routers`` (router weights injected into the LLM). Plain LoRA adapters on attention count as ``experts``:
+they are the adapter weights trained beside the experts. Parrot's stage-1 bypass is ``model.projector.moe.bypass``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ def param_group(name: str) -> str:
     if parts[0] == "vision_tower":
         return "vision"
     if parts[0] == "projector":
-        return "moe_projector" if "moe" in parts else "projector"
-    if any(p.startswith("router") or p == "aux_routers" for p in parts):
+        return "moe_projector" if parts[1] in ("router", "experts") else "projector"
+    if any("router" in p for p in parts):
         return "routers"
     if any(p.startswith("expert") or p.startswith("lora") for p in parts):
         return "experts"
@@ -39,9 +40,6 @@ def apply_stage(model: nn.Module, stage: StageConfig) -> dict[str, list[str]]:
         from mmoe.config.errors import ConfigError
 
         raise ConfigError(f"stage {stage.name!r} trains {missing}, but the model has no such parameters")
-    bypass = getattr(model.projector, "bypass", None)
-    if bypass is not None:
-        model.projector.bypass = stage.bypass_moe_projector
     return trainable
 
 

@@ -8,7 +8,7 @@ from PIL import Image
 from mmoe.model.processor import MMoEProcessor
 from mmoe.model.splice import IGNORE_INDEX
 from mmoe.tokenization import Turn
-from mmoe.train.loader import ResumableLoader
+from mmoe.train.loader import ResumableLoader, random_plan
 
 COLOURS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220), "yellow": (230, 220, 20)}
 
@@ -42,7 +42,7 @@ def collate(pad_id: int, processor: MMoEProcessor):
             n = len(s["input_ids"])
             ids[r, :n], labels[r, :n], mask[r, :n] = torch.tensor(s["input_ids"]), torch.tensor(s["labels"]), 1
         images = [img for s in samples for img in s["images"]]
-        batch = {"input_ids": ids, "labels": labels, "attention_mask": mask, "ids": [s["id"] for s in samples]}
+        batch = {"input_ids": ids, "labels": labels, "attention_mask": mask}
         if images:
             batch["pixel_values"] = processor.pixel_values(images)
         return batch
@@ -55,5 +55,5 @@ def toy_factory(cfg, model, rank, world, n: int = 64, no_image_rank: int | None 
     dataset = ColourDataset(processor, n)
     if no_image_rank is not None and rank == no_image_rank:
         dataset = [s for s in (dataset[i] for i in range(n)) if not s["images"]]
-    return ResumableLoader(dataset, collate(model.tokenizer.pad_token_id, processor), cfg.train.micro_batch_size,
-                           cfg.train.seed, rank, world)
+    plan = random_plan(len(dataset), cfg.train.micro_batch_size, cfg.train.seed, rank, world)
+    return ResumableLoader(dataset, collate(model.tokenizer.pad_token_id, processor), plan)
