@@ -86,23 +86,21 @@ class MoEBlock(nn.Module):
         else:
             y, out = self.core(x, self.base)
             records = {"": (out, self.core.num_experts)}
-        if record:
-            self._record(records)
+        self._record(records, keep=record)
         if index is not None:
             y = y.new_zeros(flat.shape[0], y.shape[-1]).index_copy(0, index, y)
         return y.view(batch, length, -1)
 
-    def _record(self, records: dict[str, tuple[RouterOutput, int]]) -> None:
+    def _record(self, records: dict[str, tuple[RouterOutput, int]], keep: bool) -> None:
+        """Weighted losses and statistics; a replay computes the losses too (checkpointing needs the
+        recomputation to save the same tensors) but keeps nothing."""
         for group, (out, num_real) in records.items():
-            prefix = f"{group}/" if group else ""
-            for loss in self.losses:
-                self._add_loss(loss.name, loss.coef * loss(out))
-            for name, value in out.aux_losses.items():
-                self._add_loss(name, value)
-            self._stats.add(out, num_real, prefix)
-
-    def _add_loss(self, name: str, value: torch.Tensor) -> None:
-        self._aux[name] = self._aux[name] + value if name in self._aux else value
+            losses = {loss.name: loss.coef * loss(out) for loss in self.losses}
+            if not keep:
+                continue
+            for name, value in [*losses.items(), *out.aux_losses.items()]:
+                self._aux[name] = self._aux[name] + value if name in self._aux else value
+            self._stats.add(out, num_real, f"{group}/" if group else "")
 
     def pop_aux_losses(self) -> dict[str, torch.Tensor]:
         aux, self._aux = self._aux, {}
