@@ -6,10 +6,13 @@ generation. Per group, an auxiliary router ``sigmoid(silu(x W1) W2)`` (``W1: d -
 At inference a token goes to expert j iff the aux router's probability exceeds the threshold; the
 weight still comes from the main router's score.
 
-Phases (the trainer's API):
-  1. main training: expert-choice routing; aux routers exist but are frozen and unused;
-  2. ``start_aux_router_phase(model)``: everything frozen except aux routers, which now learn (BCE
-     against the expert-choice assignments, reported as ``moma_aux_router_bce``);
+The aux routers learn whenever their parameters are trainable: in training mode the layer then
+adds the BCE against the expert-choice assignments (``moma_aux_router_bce``), computed on detached
+inputs so the main model gets no gradient from it. They are built frozen. Phases (trainer API):
+  1. main training: expert-choice routing; aux routers frozen and unused (or trainable: they then
+     learn alongside, at no effect on the main model);
+  2. ``start_aux_router_phase(model)``: every other parameter frozen, aux routers trainable (the
+     paper's separate phase);
   3. inference: ``model.eval()`` routes through the aux routers (``set_causal_routing`` overrides).
 """
 
@@ -43,8 +46,6 @@ class AuxRoutedRouter(nn.Module):
     """Expert choice in training, aux-router decisions at inference.
 
     ``mode``: ``auto`` (expert choice while training, aux routers in eval), or forced either way.
-    ``train_aux``: emit the BCE loss that teaches the aux router (inputs detached: the main model
-    gets no gradient from it).
     """
 
     def __init__(self, main: ExpertChoiceRouter, aux_router: AuxRouter, bce_coef: float = 1.0, threshold: float = 0.5) -> None:
@@ -55,7 +56,6 @@ class AuxRoutedRouter(nn.Module):
         self.bce_coef = bce_coef
         self.threshold = threshold
         self.mode: RoutingMode = "auto"
-        self.train_aux = False
 
     @property
     def num_experts(self) -> int:
@@ -69,7 +69,7 @@ class AuxRoutedRouter(nn.Module):
             mask = self.aux_router(x).sigmoid() > self.threshold
             return RouterOutput(logits, scores, RoutingPlan.from_mask(mask, scores))
         out = self.main(x)
-        if self.train_aux:
+        if self.training and any(p.requires_grad for p in self.aux_router.parameters()):
             target = out.plan.mask.float()
             bce = F.binary_cross_entropy_with_logits(self.aux_router(x.detach()), target) if x.shape[0] else self.aux_router(x).sum() * 0.0
             out.aux_losses["moma_aux_router_bce"] = self.bce_coef * bce
@@ -85,14 +85,13 @@ def aux_router_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 def start_aux_router_phase(model: nn.Module) -> None:
-    """Freeze every parameter, then make only the aux routers trainable and emit their BCE loss."""
+    """Freeze every parameter, then make only the aux routers trainable (they then emit their BCE loss)."""
     routers = aux_routed_routers(model)
     if not routers:
         raise ValueError("the model has no MoMa aux routers (set model.moe.groups.aux_router with router.type=expert_choice)")
     model.requires_grad_(False)
     for router in routers:
         router.aux_router.requires_grad_(True)
-        router.train_aux = True
 
 
 def set_causal_routing(model: nn.Module, mode: RoutingMode) -> None:

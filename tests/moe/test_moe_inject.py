@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from PIL import Image
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from mmoe.model.info import describe
@@ -58,12 +59,13 @@ def test_upcycling_noise_makes_experts_differ():
     assert torch.allclose(experts[0], dense, atol=0.1)
 
 
-@pytest.mark.parametrize("name", ["mole", "moma", "parrot"])
-def test_generation_with_cache(name):
-    model = tiny_model(name).eval()
+@pytest.mark.parametrize(
+    "name,overrides",
+    [("mole", ()), ("moma", ()), ("parrot", ()), ("moma", ("model.moe.router.type=expert_choice", "model.moe.groups.aux_router={}"))],
+)
+def test_generation_with_cache(name, overrides):
+    model = tiny_model(name, *overrides).eval()
     processor = MMoEProcessor.from_model(model)
-    from PIL import Image
-
     batch = processor.prompts([[Turn("user", "<image>\nWhat is it?")], [Turn("user", "Hi")]], [[Image.new("RGB", (32, 32))], []])
     out = model.generate(**batch, max_new_tokens=4, do_sample=False)
     assert out.shape[0] == 2

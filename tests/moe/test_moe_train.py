@@ -8,7 +8,7 @@ import torch
 from mmoe.model.checkpoint import load_model, save_model
 from mmoe.moe.layer import MoEBlock
 from mmoe.moe.parrot import ParrotProjector
-from tests.moe.helpers import make_batch, tiny_model
+from tests.moe.helpers import SAMPLES, make_batch, tiny_model
 
 RECIPES = ["mole", "moma", "parrot"]
 
@@ -59,3 +59,13 @@ def test_moe_parameters_round_trip_through_save_and_load(name, tmp_path):
     model.eval()
     batch = make_batch(model)
     assert torch.allclose(model(**batch).logits, loaded(**batch).logits, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["moma", "parrot"])
+def test_text_only_batch_still_touches_every_expert(name):
+    """No image in the batch: the image group (MoMa) and Parrot's experts still get (zero) gradients."""
+    model = tiny_model(name).train()
+    text_only = [s for s in SAMPLES if s[2] is None] * 2
+    model(**make_batch(model, text_only)).loss.backward()
+    moe = [(n, p) for n, p in model.named_parameters() if p.requires_grad and (".experts." in n or ".router." in n)]
+    assert moe and all(p.grad is not None for _, p in moe), [n for n, p in moe if p.grad is None]
