@@ -24,4 +24,4 @@ def build_train_loader(cfg, model, rank: int, world_size: int) -> ResumableLoade
         sampler.set_epoch(epoch)
         return list(sampler)
 
-    return ResumableLoader(dataset, Collator(model.tokenizer.pad_token_id), plan)
+    return ResumableLoader(dataset, Collator(model.tokenizer.pad_token_id), plan, cfg.data.num_workers)

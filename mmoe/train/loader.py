@@ -2,7 +2,9 @@
 
 Each epoch's batches for this rank come from ``plan(epoch)``, a pure function of the epoch (the
 length-grouped sampler, or a seeded permutation), so a resumed run sees exactly the batches it
-would have seen. A sample that fails to load is reported and replaced; training never dies on it.
+would have seen. Batches are loaded by a ``DataLoader`` (worker processes when ``num_workers > 0``)
+fed the epoch's remaining batches. A sample that fails to load is reported and replaced by the next
+loadable one; training never dies on it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import warnings
 from typing import Callable, Iterator, Sequence
 
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 BatchPlan = Callable[[int], list[list[int]]]
 
@@ -29,9 +32,29 @@ def random_plan(size: int, batch_size: int, seed: int, rank: int = 0, world_size
     return plan
 
 
+class _Tolerant(Dataset):
+    """``dataset[i]`` as ``(index used, sample, errors)``: a broken sample is replaced by the next loadable one."""
+
+    def __init__(self, dataset: Sequence) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        errors = []
+        for offset in range(len(self.dataset)):
+            i = (index + offset) % len(self.dataset)
+            try:
+                return i, self.dataset[i], errors
+            except Exception as exc:  # noqa: BLE001 - one bad sample must never stop training
+                errors.append({"index": i, "error": f"{type(exc).__name__}: {exc}"})
+        raise RuntimeError(f"no sample in the dataset could be loaded (first error: {errors[0]['error']})")
+
+
 class ResumableLoader:
-    def __init__(self, dataset: Sequence, collate: Callable[[list], dict], plan: BatchPlan) -> None:
-        self.dataset, self.collate, self.plan = dataset, collate, plan
+    def __init__(self, dataset: Sequence, collate: Callable[[list], dict], plan: BatchPlan, num_workers: int = 0) -> None:
+        self.dataset, self.collate, self.plan, self.num_workers = _Tolerant(dataset), collate, plan, num_workers
         self.epoch, self.position = 0, 0
         self.skipped: list[dict] = []
 
@@ -41,26 +64,23 @@ class ResumableLoader:
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
 
-    def _sample(self, index: int):
-        """Load one sample; a broken one is reported and replaced by the next loadable sample."""
-        for offset in range(len(self.dataset)):
-            i = (index + offset) % len(self.dataset)
-            try:
-                return i, self.dataset[i]
-            except Exception as exc:  # noqa: BLE001 - one bad sample must never stop training
-                self.skipped.append({"index": i, "error": f"{type(exc).__name__}: {exc}"})
-                warnings.warn(f"skipping sample {i}: {type(exc).__name__}: {exc}")
-        raise RuntimeError("no sample in the dataset could be loaded")
+    def _collate(self, loaded: list) -> dict:
+        batch = self.collate([sample for _, sample, _ in loaded])
+        batch["ids"] = [i for i, _, _ in loaded]
+        batch["errors"] = [e for _, _, errors in loaded for e in errors]
+        return batch
 
     def __iter__(self) -> Iterator[dict]:
         while True:
             batches = self.plan(self.epoch)
             if not batches:
                 raise ValueError("the data plan yields no batch for an epoch (dataset smaller than a global batch?)")
-            while self.position < len(batches):
-                loaded = [self._sample(i) for i in batches[self.position]]
+            remaining = batches[self.position :]
+            loader = DataLoader(self.dataset, batch_sampler=remaining, collate_fn=self._collate, num_workers=self.num_workers)
+            for batch in loader:
                 self.position += 1
-                batch = self.collate([sample for _, sample in loaded])
-                batch["ids"] = [i for i, _ in loaded]
+                for error in batch.pop("errors"):
+                    self.skipped.append(error)
+                    warnings.warn(f"skipping sample {error['index']}: {error['error']}")
                 yield batch
             self.epoch, self.position = self.epoch + 1, 0

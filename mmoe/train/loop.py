@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from mmoe.config.errors import ConfigError
 from mmoe.config.schema import MMoEConfig
 from mmoe.data.collate import model_inputs
 from mmoe.errors import MMoEError
@@ -71,6 +72,8 @@ def train(cfg: MMoEConfig, data_factory=None) -> TrainResult:
         from mmoe.train.data import build_train_loader as data_factory
     loader = data_factory(cfg, model, rank, world)
     engine, optimizer, scheduler = build_engine(model, tcfg, optimizer_groups(model, tcfg, trainable), world)
+    if tcfg.nonfinite == "skip" and engine.zero_optimization_stage() == 3:
+        raise ConfigError("train.nonfinite=skip needs ZeRO stage 0-2 (ZeRO-3 partitions the parameters); use stop")
 
     start_step = 0
     resume_from = resolve_resume(tcfg.resume, output_dir)
@@ -104,7 +107,8 @@ def train(cfg: MMoEConfig, data_factory=None) -> TrainResult:
                             f"last good checkpoint: {latest_checkpoint(output_dir) or 'none'}"
                         )
                     skipped += 1
-                    engine.backward(out.loss.new_zeros((), requires_grad=True))
+                    # Zero gradients for every trainable parameter: this micro-batch adds nothing.
+                    engine.backward(sum(p.sum() * 0.0 for p in model.parameters() if p.requires_grad))
                 else:
                     engine.backward(out.loss)
                     parts = {"loss": out.loss, "lm_loss": out.lm_loss, **{f"aux/{k}": v for k, v in out.aux_losses.items()}}
