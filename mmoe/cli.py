@@ -13,6 +13,8 @@ COMMANDS = {
     "prep": "mmoe.commands.prep",
     "eval": "mmoe.commands.eval",
     "convert": "mmoe.commands.convert",
+    "train": "mmoe.commands.train",
+    "demo": "mmoe.commands.demo",
 }
 
 
