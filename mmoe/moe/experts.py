@@ -106,6 +106,19 @@ class FFNExperts(nn.Module):
         return dispatch.experts(self, x, plan)
 
 
+class LoRADelta(nn.Module):
+    """E low-rank deltas for one linear: ``sum_e w_e B_e A_e x`` (``A: [E, r, in]``, ``B: [E, out, r]``, B zero-init)."""
+
+    def __init__(self, num_experts: int, rank: int, fan_in: int, fan_out: int, dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        self.lora_A = nn.Parameter(torch.empty(num_experts, rank, fan_in, dtype=dtype))
+        self.lora_B = nn.Parameter(torch.zeros(num_experts, fan_out, rank, dtype=dtype))
+        _linear_init(self.lora_A.data, None)
+
+    def forward(self, x: torch.Tensor, plan: RoutingPlan, dispatch: Dispatch) -> torch.Tensor:
+        return dispatch.lora(x, self.lora_A, self.lora_B, plan)
+
+
 class LoRAExperts(nn.Module):
     """E LoRA deltas per target linear of a frozen gated MLP (LLaVA-MoLE, MixLoRA-style per-block routing).
 
@@ -128,16 +141,13 @@ class LoRAExperts(nn.Module):
         self.num_experts, self.num_null, self.rank = num_experts, num_null, rank
         self.scaling = alpha / rank
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.lora_A = nn.ParameterDict()
-        self.lora_B = nn.ParameterDict()
-        for name, (fan_in, fan_out) in shapes.items():
-            self.lora_A[name] = nn.Parameter(torch.empty(num_experts, rank, fan_in, dtype=dtype))
-            self.lora_B[name] = nn.Parameter(torch.zeros(num_experts, fan_out, rank, dtype=dtype))
-            _linear_init(self.lora_A[name].data, None)
+        self.deltas = nn.ModuleDict(
+            {name: LoRADelta(num_experts, rank, fan_in, fan_out, dtype) for name, (fan_in, fan_out) in shapes.items()}
+        )
 
     @property
     def params_per_expert(self) -> int:
-        return sum(a[0].numel() + b[0].numel() for a, b in zip(self.lora_A.values(), self.lora_B.values()))
+        return sum(p[0].numel() for p in self.deltas.parameters())
 
     @classmethod
     def for_mlp(cls, dense: nn.Module, targets: list[str], num_experts: int, rank: int, alpha: float, dropout: float = 0.0, num_null: int = 0) -> "LoRAExperts":
@@ -148,9 +158,9 @@ class LoRAExperts(nn.Module):
 
     def _project(self, base: nn.Module, name: str, x: torch.Tensor, plan: RoutingPlan, dispatch: Dispatch) -> torch.Tensor:
         out = getattr(base, name)(x)
-        if name not in self.lora_A:
+        if name not in self.deltas:
             return out
-        delta = dispatch.lora(self.dropout(x), self.lora_A[name], self.lora_B[name], plan)
+        delta = self.deltas[name](self.dropout(x), plan, dispatch)
         return out + (delta * self.scaling).to(out.dtype)
 
     def forward(self, x: torch.Tensor, plan: RoutingPlan, dispatch: Dispatch, base: nn.Module | None = None) -> torch.Tensor:

@@ -62,13 +62,10 @@ class AuxRoutedRouter(nn.Module):
         return self.main.num_experts
 
     def forward(self, x: torch.Tensor) -> RouterOutput:
-        use_aux = self.mode == "aux" or (self.mode == "auto" and not self.training)
-        if use_aux:
-            logits = self.main.logits(x)
-            scores = self.main.scores(logits)
+        out = self.main(x)  # called as a module even when only its scores are used (ZeRO-3 gathers on call)
+        if self.mode == "aux" or (self.mode == "auto" and not self.training):
             mask = self.aux_router(x).sigmoid() > self.threshold
-            return RouterOutput(logits, scores, RoutingPlan.from_mask(mask, scores))
-        out = self.main(x)
+            return RouterOutput(out.logits, out.scores, RoutingPlan.from_mask(mask, out.scores))
         if self.training and any(p.requires_grad for p in self.aux_router.parameters()):
             target = out.plan.mask.float()
             bce = F.binary_cross_entropy_with_logits(self.aux_router(x.detach()), target) if x.shape[0] else self.aux_router(x).sum() * 0.0

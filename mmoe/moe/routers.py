@@ -91,25 +91,40 @@ class RouterOutput:
         return self.scores / self.scores.sum(-1, keepdim=True).clamp_min(1e-9)
 
 
-class Router(nn.Module):
-    """A linear scorer ``[E, D]`` (no bias) evaluated in float32; subclasses choose the assignment."""
+class RouterGate(nn.Module):
+    """Bias-free linear ``[E, D]`` computed in float32 whatever the weights' dtype (selective precision)."""
 
-    def __init__(self, dim: int, num_experts: int, score: Score = "softmax", jitter: float = 0.0, init_std: float | None = 0.02) -> None:
+    def __init__(self, dim: int, num_experts: int, init_std: float | None = 0.02) -> None:
         super().__init__()
-        self.num_experts = num_experts
-        self.score_fn = score
-        self.jitter = jitter
         self.weight = nn.Parameter(torch.empty(num_experts, dim))
         if init_std is None:
             nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         else:
             nn.init.normal_(self.weight, std=init_std)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.float(), self.weight.float())
+
+
+class Router(nn.Module):
+    """A float32 linear gate; subclasses choose the assignment.
+
+    Parameters live in submodules that return tensors (here ``gate``): ZeRO-3 gathers a module's
+    own parameters around its call and again in backward through its tensor outputs, which a
+    ``RouterOutput`` is not. Routing methods added later follow the same rule.
+    """
+
+    def __init__(self, dim: int, num_experts: int, score: Score = "softmax", jitter: float = 0.0, init_std: float | None = 0.02) -> None:
+        super().__init__()
+        self.num_experts = num_experts
+        self.score_fn = score
+        self.jitter = jitter
+        self.gate = RouterGate(dim, num_experts, init_std)
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.float()
         if self.training and self.jitter > 0:
             x = x * torch.empty_like(x).uniform_(1.0 - self.jitter, 1.0 + self.jitter)
-        return F.linear(x, self.weight.float())
+        return self.gate(x)
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.softmax(-1) if self.score_fn == "softmax" else logits.sigmoid()

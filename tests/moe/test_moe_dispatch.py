@@ -12,7 +12,7 @@ from mmoe.moe.dispatch import GroupedDispatch, LoopDispatch, grouped_linear
 from mmoe.moe.experts import FFNExperts, LoRAExperts
 from mmoe.moe.groups import ModalityGroups
 from mmoe.moe.layer import MoEBlock, MoELayer
-from mmoe.moe.routers import ExpertChoiceRouter, RouterOutput, RoutingPlan, SoftRouter, TopKRouter
+from mmoe.moe.routers import ExpertChoiceRouter, RouterGate, RouterOutput, RoutingPlan, SoftRouter, TopKRouter
 
 DIM, INTER, TOKENS = 32, 48, 40
 
@@ -35,8 +35,8 @@ def make_bank(kind: str, num: int, null: int) -> tuple[nn.Module, nn.Module | No
     if kind == "lora":
         base = dense_mlp()
         bank = LoRAExperts.for_mlp(base, ["gate_proj", "up_proj", "down_proj"], num, rank=4, alpha=8, num_null=null)
-        for b in bank.lora_B.values():
-            nn.init.normal_(b, std=0.1)
+        for delta in bank.deltas.values():
+            nn.init.normal_(delta.lora_B, std=0.1)
         return bank, base
     return FFNExperts(num, DIM, INTER, kind, num_null=null, init_std=0.1), None
 
@@ -78,10 +78,10 @@ class OneExpertRouter(nn.Module):
     def __init__(self, experts: int) -> None:
         super().__init__()
         self.num_experts = experts
-        self.weight = nn.Parameter(torch.zeros(experts, DIM))
+        self.gate = RouterGate(DIM, experts)
 
     def forward(self, x: torch.Tensor) -> RouterOutput:
-        logits = x.float() @ self.weight.t()
+        logits = self.gate(x)
         idx = torch.zeros(x.shape[0], 1, dtype=torch.long)
         weight = logits.softmax(-1).gather(1, idx)
         return RouterOutput(logits, logits.softmax(-1), RoutingPlan.from_top_k(idx, weight, self.num_experts))

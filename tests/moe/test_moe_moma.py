@@ -66,7 +66,7 @@ def test_aux_router_phase_trains_only_aux_routers_and_they_take_over_at_inferenc
 
     model.eval()  # auto mode: causal aux-router routing in eval
     layer = model.get_submodule(model.moe_module_names[0]).core.groups["text"]
-    x = torch.randn(6, layer.router.main.weight.shape[1])
+    x = torch.randn(6, layer.router.main.gate.weight.shape[1])
     out = layer.router(x)
     assert torch.equal(out.plan.mask, layer.router.aux_router(x).sigmoid() > 0.5)
     one = layer.router(x[:1])  # a single decode-step token routes the same as inside the batch

@@ -48,8 +48,9 @@ def test_single_lora_expert_equals_peft_lora(kind, dispatch, attention):
         for mine, theirs in zip(decoder_layers(ours), peft_layers):
             for name in MLP:
                 lora = getattr(theirs.mlp, name)
-                mine.mlp.core.experts.lora_A[name][0].copy_(lora.lora_A["default"].weight)
-                mine.mlp.core.experts.lora_B[name][0].copy_(lora.lora_B["default"].weight)
+                delta = mine.mlp.core.experts.deltas[name]
+                delta.lora_A[0].copy_(lora.lora_A["default"].weight)
+                delta.lora_B[0].copy_(lora.lora_B["default"].weight)
             for name in ATTENTION if attention else []:
                 lora = getattr(theirs.self_attn, name)
                 getattr(mine.self_attn, name).lora_A.copy_(lora.lora_A["default"].weight)
@@ -74,7 +75,7 @@ def test_top2_ffn_experts_match_hf_mixtral_block(dispatch):
     experts = FFNExperts(4, 32, inter, "glu")
     router = TopKRouter(32, 4, top_k=2, score="softmax", renormalize=True)
     with torch.no_grad():
-        router.weight.copy_(reference.gate.weight)
+        router.gate.weight.copy_(reference.gate.weight)
         experts.gate_proj.copy_(reference.experts.gate_up_proj[:, :inter])
         experts.up_proj.copy_(reference.experts.gate_up_proj[:, inter:])
         experts.down_proj.copy_(reference.experts.down_proj)
