@@ -136,6 +136,7 @@ class BalanceConfig(StrictModel):
 
 class PrepConfig(StrictModel):
     sources: list[SourceConfig] = Field(min_length=1)
+    data_root: str | None = None  # relative source paths and image roots are taken from here
     validation: ValidationConfig = ValidationConfig()
     tokenizer: TokenizerSpec = TokenizerSpec()
     langid: LangIdConfig = LangIdConfig()

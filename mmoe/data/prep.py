@@ -66,10 +66,25 @@ def _clean_output(out: Path) -> None:
     (out / ".prep-in-progress").touch()
 
 
+def _under(root: str | None, path: str | None) -> str | None:
+    """``path`` inside ``data_root`` when it is relative (and a root is set)."""
+    if path is None or root is None or Path(path).is_absolute():
+        return path
+    return str(Path(root) / path)
+
+
 def _sources(cfg: PrepConfig, out: Path) -> list[_Source]:
     sources = []
     for index, scfg in enumerate(cfg.sources):
         name = source_name(scfg, index)
+        if cfg.data_root and not isinstance(scfg, SyntheticSource):
+            local = _under(cfg.data_root, scfg.path if isinstance(scfg.path, str) else None)
+            update = {"image_root": _under(cfg.data_root, scfg.image_root)}
+            if scfg.type != "hf":
+                update["path"] = [_under(cfg.data_root, p) for p in scfg.paths()] if isinstance(scfg.path, list) else local
+            elif local and Path(local).exists():
+                update["path"] = local
+            scfg = scfg.model_copy(update=update)
         if isinstance(scfg, SyntheticSource):
             from mmoe.data.synthetic import generate_training_set
 

@@ -15,7 +15,7 @@ from mmoe.data.prepared import load_prepared
 
 
 def test_lingua_separates_close_languages():
-    tagger = LanguageTagger()
+    tagger = LanguageTagger(["en", "zh", "pt", "es", "ar", "fa", "tr", "az", "ru", "mk", "bg", "uk"])
     texts = [
         "Qual é a cor do quadrado que aparece na imagem?",
         "Какого цвета квадрат, который изображён на картинке?",
@@ -60,6 +60,7 @@ def test_prep_with_caps_on_synthetic(tmp_path):
         "sources": [{"type": "synthetic", "n": 60, "seed": 3, "path": str(tmp_path / "raw")}],
         "tokenizer": {"tokens_per_image": 16},
         "balance": {"caps": {"en": 4, "zh": 5}},
+        "langid": {"languages": ["en", "zh", "pt", "ar", "tr", "ru"]},
         "shard_size": 16,
     })
     manifest = prepare(cfg, tmp_path / "out", progress=False)
