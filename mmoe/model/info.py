@@ -23,6 +23,11 @@ def _fmt(n: int) -> str:
     return str(n)
 
 
+def _parrot(moe) -> str:
+    state = "bypassed" if moe.bypass else f"residual {moe.residual}, alpha {moe.alpha}"
+    return f" + Parrot MoE ({moe.num_experts} {moe.expert} experts, {state})"
+
+
 def describe(model: MMoEModel) -> str:
     cfg = model.config.model
     rows = [("vision tower", model.vision_tower), ("projector", model.projector), ("llm", model.llm)]
@@ -40,7 +45,7 @@ def describe(model: MMoEModel) -> str:
         "",
         f"vision: {cfg.vision.backend} {vision_name}, layer {cfg.vision.select_layer}, {cfg.vision.select_feature}",
         f"visual tokens per image: {model.tokens_per_image} (width {model.vision_tower.hidden_size})",
-        f"projector: {cfg.projector.type}",
+        f"projector: {cfg.projector.type}" + (_parrot(cfg.projector.moe) if cfg.projector.moe else ""),
         f"llm: {llm_name}, {model.llm.config.num_hidden_layers} layers, width {model.llm.config.hidden_size}",
         f"tokenizer: {len(model.tokenizer)} tokens, chat template {cfg.tokenizer.chat_template}",
     ]
