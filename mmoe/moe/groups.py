@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mmoe.moe.routers import TokenInfo
+
 MODALITY_IDS = {"text": 0, "image": 1}
 
 
@@ -21,8 +23,9 @@ class ModalityGroups(nn.Module):
             raise ValueError(f"unknown modality group(s) {unknown}; known: {sorted(MODALITY_IDS)}")
         self.groups = nn.ModuleDict(groups)
 
-    def forward(self, x: torch.Tensor, modality: torch.Tensor | None, base: nn.Module | None = None):
-        """``(y, {group: (router output, real experts)})`` for flat tokens ``x`` with ``modality`` ids."""
+    def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None, base: nn.Module | None = None):
+        """``(y, {group: (router output, real experts)})`` for flat tokens ``x``; no modality ids: all text."""
+        modality = tokens.modality if tokens is not None else None
         if modality is None:
             modality = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         y = None
@@ -30,7 +33,7 @@ class ModalityGroups(nn.Module):
         covered = 0
         for name, layer in self.groups.items():
             index = (modality == MODALITY_IDS[name]).nonzero().squeeze(1)
-            out, routed = layer(x[index], base)
+            out, routed = layer(x[index], base, tokens.select(index) if tokens is not None else None)
             y = (y if y is not None else out.new_zeros(x.shape[0], out.shape[-1])).index_copy(0, index, out)
             records[name] = (routed, layer.num_experts)
             covered += index.numel()

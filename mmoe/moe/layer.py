@@ -15,7 +15,7 @@ from mmoe.moe.context import RoutingContext
 from mmoe.moe.dispatch import Dispatch
 from mmoe.moe.groups import ModalityGroups
 from mmoe.moe.losses import RouterLoss
-from mmoe.moe.routers import RouterOutput
+from mmoe.moe.routers import RouterOutput, TokenInfo
 from mmoe.moe.stats import RouterStats
 
 
@@ -32,26 +32,45 @@ class MoELayer(nn.Module):
     def num_experts(self) -> int:
         return self.experts.num_experts
 
-    def forward(self, x: torch.Tensor, base: nn.Module | None = None) -> tuple[torch.Tensor, RouterOutput]:
-        out = self.router(x)
+    def forward(self, x: torch.Tensor, base: nn.Module | None = None, tokens: TokenInfo | None = None) -> tuple[torch.Tensor, RouterOutput]:
+        out = self.router(x, tokens)
         return self.experts(x, out.plan, self.dispatch, base), out
 
 
-def _tokens(ctx: RoutingContext | None, batch: int, length: int, training: bool) -> tuple[torch.Tensor | None, torch.Tensor | None, bool]:
-    """(padding mask, modality ids, record?) for a ``[batch, length]`` input.
-
-    No context: every position is a real text token. A replay context (left after a forward) only
-    applies to gradient-checkpoint recomputation (training with grad); it records nothing. Inputs
-    whose shape differs from the context's are cached-generation decode steps: new text tokens.
-    """
+def _active_context(ctx: RoutingContext | None, training: bool) -> tuple[RoutingContext | None, bool]:
+    """(context to route by, record?). A replay context (left after a forward) only applies to
+    gradient-checkpoint recomputation (training with grad) and records nothing."""
     if ctx is None or (ctx.replay and not (training and torch.is_grad_enabled())):
-        return None, None, True
-    record = not ctx.replay
+        return None, True
+    return ctx, not ctx.replay
 
+
+def _real_tokens(ctx: RoutingContext | None, batch: int, length: int, device: torch.device) -> tuple[torch.Tensor | None, TokenInfo]:
+    """Flat indices of the real tokens of a ``[batch, length]`` input (None: all) and their ``TokenInfo``.
+
+    No context: every position is a real text token. Inputs whose shape differs from the context's
+    are cached-generation decode steps: new text tokens.
+    """
     def fit(t: torch.Tensor | None) -> torch.Tensor | None:
-        return t if t is not None and tuple(t.shape) == (batch, length) else None
+        if ctx is None or t is None:
+            return None
+        if t.dim() == 1 and t.shape[0] == batch:  # one value per sample
+            return t.unsqueeze(1).expand(batch, length).reshape(-1)
+        return t.reshape(-1) if tuple(t.shape) == (batch, length) else None
 
-    return fit(ctx.token_mask), fit(ctx.modality_ids), record
+    mask, modality, language = (fit(getattr(ctx, k, None)) for k in ("token_mask", "modality_ids", "language_ids"))
+    index = None
+    if mask is not None:
+        index = mask.nonzero().squeeze(1)
+        if index.numel() == batch * length:
+            index = None
+    flat = torch.arange(batch * length, device=device) if index is None else index
+    info = TokenInfo(flat // length, flat % length)
+    if modality is not None:
+        info.modality = modality if index is None else modality[index]
+    if language is not None:
+        info.language = language if index is None else language[index]
+    return index, info
 
 
 class MoEBlock(nn.Module):
@@ -71,20 +90,14 @@ class MoEBlock(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         batch, length, dim = hidden.shape
-        mask, modality, record = _tokens(self.routing_context, batch, length, self.training)
+        ctx, record = _active_context(self.routing_context, self.training)
+        index, tokens = _real_tokens(ctx, batch, length, hidden.device)
         flat = hidden.reshape(-1, dim)
-        index = None
-        if mask is not None:
-            index = mask.reshape(-1).nonzero().squeeze(1)
-            if index.numel() == flat.shape[0]:
-                index = None
         x = flat if index is None else flat[index]
-        if modality is not None:
-            modality = modality.reshape(-1) if index is None else modality.reshape(-1)[index]
         if isinstance(self.core, ModalityGroups):
-            y, records = self.core(x, modality, self.base)
+            y, records = self.core(x, tokens, self.base)
         else:
-            y, out = self.core(x, self.base)
+            y, out = self.core(x, self.base, tokens)
             records = {"": (out, self.core.num_experts)}
         self._record(records, keep=record)
         if index is not None:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmoe.moe.routers import ExpertChoiceRouter, RouterOutput, RoutingPlan
+from mmoe.moe.routers import ExpertChoiceRouter, RouterOutput, RoutingPlan, TokenInfo
 
 RoutingMode = Literal["auto", "expert_choice", "aux"]
 
@@ -61,11 +61,11 @@ class AuxRoutedRouter(nn.Module):
     def num_experts(self) -> int:
         return self.main.num_experts
 
-    def forward(self, x: torch.Tensor) -> RouterOutput:
-        out = self.main(x)  # called as a module even when only its scores are used (ZeRO-3 gathers on call)
+    def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None) -> RouterOutput:
+        out = self.main(x, tokens)  # called as a module even when only its scores are used (ZeRO-3 gathers on call)
         if self.mode == "aux" or (self.mode == "auto" and not self.training):
             mask = self.aux_router(x).sigmoid() > self.threshold
-            return RouterOutput(out.logits, out.scores, RoutingPlan.from_mask(mask, out.scores))
+            return RouterOutput(out.logits, out.scores, RoutingPlan.from_mask(mask, out.scores), tokens=tokens)
         if self.training and any(p.requires_grad for p in self.aux_router.parameters()):
             target = out.plan.mask.float()
             bce = F.binary_cross_entropy_with_logits(self.aux_router(x.detach()), target) if x.shape[0] else self.aux_router(x).sum() * 0.0

@@ -1,9 +1,11 @@
 """Routers: given token features, decide which experts each token reaches and with what weight.
 
-Every router returns a ``RouterOutput``: raw logits and scores (for losses and statistics) and a
+A router is called as ``router(x, tokens)`` on the real tokens of a batch (``x: [T, D]``;
+``tokens``: a ``TokenInfo`` with each token's sequence, position, modality and language, or None)
+and returns a ``RouterOutput``: raw logits and scores (for losses and statistics) and a
 ``RoutingPlan`` (the only thing a dispatch reads). New routing methods (DynMoLE, Mixture of Routers,
-GW broadcast, null-expert routing ...) are new ``Router`` subclasses or wrappers around one that
-return the same structure; the layer, dispatch, losses and statistics need no change.
+GW broadcast with per-sequence slots, null-expert routing ...) are new routers or wrappers around
+one that return the same structure; the layer, dispatch, losses and statistics need no change.
 """
 
 from __future__ import annotations
@@ -17,6 +19,23 @@ import torch.nn.functional as F
 from torch import nn
 
 Score = Literal["softmax", "sigmoid"]
+
+
+@dataclass
+class TokenInfo:
+    """Per real token: its sequence in the batch, its position in the current input, and (when
+    known) its modality id (0 text, 1 image) and language id."""
+
+    sequence: torch.Tensor
+    position: torch.Tensor
+    modality: torch.Tensor | None = None
+    language: torch.Tensor | None = None
+
+    def select(self, index: torch.Tensor) -> "TokenInfo":
+        def pick(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t[index]
+
+        return TokenInfo(self.sequence[index], self.position[index], pick(self.modality), pick(self.language))
 
 
 @dataclass
@@ -78,6 +97,7 @@ class RouterOutput:
     ``logits``/``scores``: ``[T, E]`` float32 raw router outputs and their softmax/sigmoid scores.
     ``aux_losses``: already-weighted losses a router computes itself (e.g. MoMa's aux-router BCE).
     ``extras``: per-token facts a method wants to expose (e.g. uncertainty flags) for statistics.
+    ``tokens``: the ``TokenInfo`` the router was given (losses may group by sequence or language).
     """
 
     logits: torch.Tensor
@@ -85,6 +105,7 @@ class RouterOutput:
     plan: RoutingPlan
     aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    tokens: TokenInfo | None = None
 
     def distribution(self) -> torch.Tensor:
         """Scores as a distribution over experts (sigmoid scores are normalised per token)."""
@@ -140,13 +161,13 @@ class TopKRouter(Router):
         self.top_k = top_k
         self.renormalize = renormalize
 
-    def forward(self, x: torch.Tensor) -> RouterOutput:
+    def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None) -> RouterOutput:
         logits = self.logits(x)
         scores = self.scores(logits)
         weight, idx = torch.topk(scores, self.top_k, dim=-1)
         if self.renormalize:
             weight = weight / weight.sum(-1, keepdim=True).clamp_min(1e-9)
-        return RouterOutput(logits, scores, RoutingPlan.from_top_k(idx, weight, self.num_experts))
+        return RouterOutput(logits, scores, RoutingPlan.from_top_k(idx, weight, self.num_experts), tokens=tokens)
 
 
 class ExpertChoiceRouter(Router):
@@ -160,21 +181,22 @@ class ExpertChoiceRouter(Router):
     def capacity(self, num_tokens: int) -> int:
         return min(num_tokens, math.ceil(self.capacity_factor * num_tokens / self.num_experts))
 
-    def forward(self, x: torch.Tensor) -> RouterOutput:
+    def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None) -> RouterOutput:
         logits = self.logits(x)
         scores = self.scores(logits)
         chosen = torch.topk(scores.t(), self.capacity(x.shape[0]), dim=-1).indices  # [E, C]
         mask = torch.zeros_like(scores.t(), dtype=torch.bool).scatter_(1, chosen, True).t()
-        return RouterOutput(logits, scores, RoutingPlan.from_mask(mask, scores))
+        return RouterOutput(logits, scores, RoutingPlan.from_mask(mask, scores), tokens=tokens)
 
 
 class SoftRouter(Router):
     """Dense soft routing: every token reaches every expert, weighted by its scores (Parrot)."""
 
-    def forward(self, x: torch.Tensor) -> RouterOutput:
+    def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None) -> RouterOutput:
         logits = self.logits(x)
         scores = self.scores(logits)
-        return RouterOutput(logits, scores, RoutingPlan.from_mask(torch.ones_like(scores, dtype=torch.bool), scores, dense=True))
+        plan = RoutingPlan.from_mask(torch.ones_like(scores, dtype=torch.bool), scores, dense=True)
+        return RouterOutput(logits, scores, plan, tokens=tokens)
 
 
 class FixedRouter(nn.Module):
@@ -182,10 +204,10 @@ class FixedRouter(nn.Module):
 
     num_experts = 1
 
-    def forward(self, x: torch.Tensor) -> RouterOutput:
+    def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None) -> RouterOutput:
         ones = torch.ones(x.shape[0], 1, device=x.device)
         plan = RoutingPlan(ones, ones.bool(), torch.zeros(x.shape[0], 1, dtype=torch.long, device=x.device), ones)
-        return RouterOutput(torch.zeros_like(ones), ones, plan)
+        return RouterOutput(torch.zeros_like(ones), ones, plan, tokens=tokens)
 
 
 def build_router(cfg, dim: int, num_experts: int) -> nn.Module:

@@ -80,7 +80,7 @@ class OneExpertRouter(nn.Module):
         self.num_experts = experts
         self.gate = RouterGate(DIM, experts)
 
-    def forward(self, x: torch.Tensor) -> RouterOutput:
+    def forward(self, x: torch.Tensor, tokens=None) -> RouterOutput:
         logits = self.gate(x)
         idx = torch.zeros(x.shape[0], 1, dtype=torch.long)
         weight = logits.softmax(-1).gather(1, idx)

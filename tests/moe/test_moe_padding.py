@@ -46,3 +46,29 @@ def test_statistics_count_only_real_tokens_per_modality():
         assert int(stats["image/num_tokens"]) == image_tokens
         assert int(stats["text/num_tokens"]) == real_tokens - image_tokens
         assert int(stats["image/tokens_per_expert"].sum()) == image_tokens  # top-1: one assignment per token
+
+
+def test_routers_see_token_info_of_real_tokens_only():
+    from mmoe.moe.context import RoutingContext
+    from mmoe.moe.dispatch import GroupedDispatch
+    from mmoe.moe.experts import FFNExperts
+    from mmoe.moe.layer import MoEBlock, MoELayer
+    from mmoe.moe.routers import TopKRouter
+
+    seen = []
+
+    class Spy(TopKRouter):
+        def forward(self, x, tokens=None):
+            seen.append(tokens)
+            return super().forward(x, tokens)
+
+    block = MoEBlock(MoELayer(Spy(8, 2, 1), FFNExperts(2, 8, 16), GroupedDispatch()))
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.bool)
+    block.routing_context = RoutingContext(
+        modality_ids=torch.tensor([[0, 1, 0, 0], [1, 0, 0, 0]]), token_mask=mask, language_ids=torch.tensor([[3, 3, 3, 0], [5, 5, 0, 0]])
+    )
+    block(torch.randn(2, 4, 8))
+    info = seen[0]
+    assert info.sequence.tolist() == [0, 0, 0, 1, 1] and info.position.tolist() == [0, 1, 2, 0, 1]
+    assert info.modality.tolist() == [0, 1, 0, 1, 0] and info.language.tolist() == [3, 3, 3, 5, 5]
+    assert block.pop_router_stats()["num_tokens"] == 5
