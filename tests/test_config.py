@@ -69,3 +69,21 @@ def test_llm_needs_exactly_one_source(tiny_cfg):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_include_merges_over_the_included_recipe(tmp_path):
+    (tmp_path / "base.yaml").write_text((CONFIGS / "tiny.yaml").read_text())
+    (tmp_path / "stage.yaml").write_text(
+        "include: base.yaml\nmodel:\n  llm:\n    config:\n      num_hidden_layers: 5\ntrain:\n  max_steps: 7\n"
+    )
+    cfg = load_config(tmp_path / "stage.yaml")
+    assert cfg.model.llm.config["num_hidden_layers"] == 5
+    assert cfg.model.llm.config["hidden_size"] == 128
+    assert cfg.train.max_steps == 7
+
+
+def test_include_cycle_is_an_error(tmp_path):
+    (tmp_path / "a.yaml").write_text("include: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("include: a.yaml\n")
+    with pytest.raises(ConfigError, match="include cycle"):
+        load_config(tmp_path / "a.yaml")

@@ -8,10 +8,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from mmoe.config.errors import ConfigError, format_validation_error
-from mmoe.config.overrides import apply_overrides, read_yaml
+from mmoe.config.overrides import apply_overrides, read_recipe, read_yaml
 from mmoe.config.schema import MMoEConfig
 
-__all__ = ["apply_overrides", "load_config", "parse_config", "read_yaml"]
+__all__ = ["apply_overrides", "load_config", "parse_config", "read_recipe", "read_yaml"]
 
 
 def parse_config(raw: dict[str, Any], source: str = "<dict>") -> MMoEConfig:
@@ -26,5 +26,5 @@ def parse_config(raw: dict[str, Any], source: str = "<dict>") -> MMoEConfig:
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> MMoEConfig:
     """Read a YAML recipe, apply CLI overrides and validate."""
-    raw = apply_overrides(read_yaml(path), overrides or [])
+    raw = apply_overrides(read_recipe(path), overrides or [])
     return parse_config(raw, source=str(path))

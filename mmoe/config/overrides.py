@@ -1,4 +1,9 @@
-"""YAML reading and ``a.b.c=value`` overrides on raw mappings (no schema: any section module may use them)."""
+"""YAML recipes as raw mappings: reading with ``include``, and ``a.b.c=value`` overrides (no schema here,
+so any section module may use them).
+
+A recipe may start with ``include: other.yaml`` (a path relative to the recipe): the other recipe is
+read first and this one is merged over it (mappings merge key by key; lists and values replace).
+"""
 
 from __future__ import annotations
 
@@ -52,3 +57,29 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
     return data if data is not None else {}
+
+
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``: nested mappings merge, anything else in ``top`` replaces."""
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_recipe(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a recipe, resolving ``include`` chains (cycles are errors)."""
+    path = Path(path).resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise ConfigError(f"recipe include cycle: {chain}")
+    raw = read_yaml(path)
+    include = raw.pop("include", None)
+    if include is None:
+        return raw
+    if not isinstance(include, str):
+        raise ConfigError(f"{path}: 'include' must be a path to another recipe, got {include!r}")
+    return deep_merge(read_recipe(path.parent / include, (*_seen, path)), raw)

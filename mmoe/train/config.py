@@ -9,8 +9,8 @@ from pydantic import Field, model_validator
 from mmoe.config.base import StrictModel
 
 # Parameter groups a stage can train; see mmoe.train.stages for how parameters are classified.
-GROUPS = ("vision", "projector", "moe_projector", "llm", "experts", "routers")
-Group = Literal["vision", "projector", "moe_projector", "llm", "experts", "routers"]
+GROUPS = ("vision", "projector", "moe_projector", "llm", "experts", "routers", "aux_routers")
+Group = Literal["vision", "projector", "moe_projector", "llm", "experts", "routers", "aux_routers"]
 
 
 class StageConfig(StrictModel):

@@ -2,7 +2,8 @@
 
 Groups: ``vision`` (the tower), ``projector`` (the MLP projector), ``moe_projector`` (Parrot's experts and
 router), ``llm`` (the base LLM), ``experts`` (expert weights injected into the LLM: LoRA or FFN experts),
-``routers`` (router weights injected into the LLM). Plain LoRA adapters on attention count as ``experts``:
+``routers`` (router weights injected into the LLM), ``aux_routers`` (MoMa's causal auxiliary routers,
+trained in their own phase with BCE against the expert-choice assignments). Plain LoRA adapters on attention count as ``experts``:
 they are the adapter weights trained beside the experts. Parrot's stage-1 bypass is ``model.projector.moe.bypass``.
 """
 
@@ -20,6 +21,8 @@ def param_group(name: str) -> str:
         return "vision"
     if parts[0] == "projector":
         return "moe_projector" if parts[1] in ("router", "experts") else "projector"
+    if "aux_router" in parts:
+        return "aux_routers"
     if any("router" in p for p in parts):
         return "routers"
     if any(p.startswith("expert") or p.startswith("lora") for p in parts):
