@@ -12,7 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
-from mmoe.data.languages import mmmb_file_code
+from mmoe.languages import mmmb_file_code
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "configs" / "demo"

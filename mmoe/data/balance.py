@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from mmoe.data.config import BalanceConfig
-from mmoe.data.languages import normalize_language
+from mmoe.languages import normalize_language
 
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 

@@ -103,7 +103,7 @@ class LangIdConfig(StrictModel):
     @field_validator("languages")
     @classmethod
     def _known(cls, value: list[str] | None) -> list[str] | None:
-        from mmoe.data.languages import LANGUAGES, UNDETERMINED, normalize_language
+        from mmoe.languages import LANGUAGES, UNDETERMINED, normalize_language
 
         if value is None:
             return None

@@ -17,9 +17,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from mmoe.data.languages import language_id
 from mmoe.data.prepared import Prepared, load_prepared
 from mmoe.data.truncation import encode_within, has_supervision
+from mmoe.languages import language_id
 from mmoe.model.processor import MMoEProcessor
 from mmoe.tokenization.templates import Turn
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from functools import lru_cache
 
-from mmoe.data.languages import UNDETERMINED, normalize_language
+from mmoe.languages import UNDETERMINED, normalize_language
 
 
 @lru_cache(maxsize=4)

@@ -23,12 +23,12 @@ from mmoe.data.balance import keep_mask, quotas
 from mmoe.data.config import PrepConfig, SyntheticSource, source_name
 from mmoe.data.dedupe import Deduper, record_key
 from mmoe.data.langid import LanguageTagger
-from mmoe.data.languages import UNDETERMINED
 from mmoe.data.reasons import Reason, Rejected, malformed
 from mmoe.data.records import Failure, Record, record_text
 from mmoe.data.sources import read_source
 from mmoe.data.validate import ImageChecker, ImageLimits, check_conversation
 from mmoe.data.writer import SHARD_PATTERN, ReportWriter, ShardWriter, read_shard, record_row, write_json
+from mmoe.languages import UNDETERMINED
 
 FORMAT = "mmoe-prepared/1"
 

@@ -16,3 +16,11 @@ class BenchmarkError(MMoEError, ValueError):
         if column is not None:
             where.append(f"column {column!r}")
         super().__init__(f"{', '.join(where)}: {message}")
+
+
+class ImageDataError(BenchmarkError):
+    """A row's image cell holds data that is not a readable image (bad base64, not an image)."""
+
+
+class MissingImageError(BenchmarkError):
+    """A row's image cell names a file that does not exist."""

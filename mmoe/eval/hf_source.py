@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmoe.eval import languages
 from mmoe.eval.benchmark import Benchmark
 from mmoe.eval.errors import BenchmarkError
 from mmoe.eval.tsv import benchmark_from_frame
+from mmoe.languages import language_from_file_name, normalize_language
 
 CONFIG_LANGUAGES = {"en": "en", "cn": "zh", "cc": "zh", "ru": "ru", "ko": "ko"}
 
@@ -53,7 +53,7 @@ def load_hf_benchmark(path: str | Path, config: str | None = None, split: str | 
         data = data.cast_column("image", ImageFeature(decode=False))
     frame = pd.DataFrame({column: [_cell(value) for value in data[column]] for column in data.column_names})
     name = "_".join(part for part in (path.name.split(".")[0], config, split) if part)
-    lang = languages.canonical(language) if language else CONFIG_LANGUAGES.get(config or "") or languages.from_file_name(name)
+    lang = normalize_language(language) or CONFIG_LANGUAGES.get(config or "") or language_from_file_name(name)
     return benchmark_from_frame(frame, name, str(path), lang, base_dir=path if path.is_dir() else path.parent)
 
 

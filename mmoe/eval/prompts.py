@@ -11,14 +11,18 @@ row's language, in one of three styles.
 
 Chinese is used whenever the question contains CJK characters, as VLMEvalKit does. Languages
 without a translation fall back to English. Images go first, one ``<image>`` line each.
+
+Training data uses the same code (``TRAINING_STYLE``), so a model trained on MCQ records sees the
+exact prompt it is evaluated with.
 """
 
 from __future__ import annotations
 
 from mmoe.eval.benchmark import MCQRow
-from mmoe.eval.languages import has_cjk
+from mmoe.languages import has_cjk
 
 STYLES = ("vlmevalkit", "llava", "lmms")
+TRAINING_STYLE = "llava"  # Parrot's MCQ prompt: training MCQ records (TSV benchmarks, synthetic data)
 
 _SELECT = {
     "en": "Please select the correct answer from the options above. \n",
@@ -47,27 +51,35 @@ _LMMS = {
 }
 
 
-def prompt_language(row: MCQRow) -> str:
-    return "zh" if has_cjk(row.question) else row.language
+def prompt_language(question: str, language: str | None) -> str:
+    """Chinese when the question holds CJK characters, else ``language`` (English when unknown)."""
+    return "zh" if has_cjk(question) else language or "en"
+
+
+def mcq_prompt(
+    question: str, options: dict[str, str], language: str | None = None, hint: str | None = None, style: str = "vlmevalkit"
+) -> str:
+    """The text part of the user turn for a multiple-choice question; ``options`` in letter order."""
+    lang = prompt_language(question, language)
+    if style == "vlmevalkit":
+        text = f"Hint: {hint}\n" if hint else ""
+        text += f"Question: {question}\nOptions:\n"
+        text += "".join(f"{letter}. {option}\n" for letter, option in options.items())
+        return text + _SELECT.get(lang, _SELECT["en"])
+    if style == "llava":
+        text = f"{hint}\n{question}" if hint else question
+        text += "".join(f"\n{letter}. {option}" for letter, option in options.items())
+        return f"{text}\n{_LETTER.get(lang, _LETTER['en'])}"
+    if style == "lmms":
+        listed = "There are several options:\n" + "\n".join(f"{k}. {v}" for k, v in options.items())
+        text = f"{hint} {question} {listed}" if hint else f"{question} {listed}"
+        return f"{text}\n\n{_LMMS.get(lang, _LMMS['en'])}"
+    raise ValueError(f"unknown prompt style {style!r}; choose one of {', '.join(STYLES)}")
 
 
 def build_prompt(row: MCQRow, style: str = "vlmevalkit") -> str:
     """The text part of the user turn for ``row``."""
-    lang = prompt_language(row)
-    if style == "vlmevalkit":
-        text = f"Hint: {row.hint}\n" if row.hint else ""
-        text += f"Question: {row.question}\nOptions:\n"
-        text += "".join(f"{letter}. {option}\n" for letter, option in row.options.items())
-        return text + _SELECT.get(lang, _SELECT["en"])
-    if style == "llava":
-        text = f"{row.hint}\n{row.question}" if row.hint else row.question
-        text += "".join(f"\n{letter}. {option}" for letter, option in row.options.items())
-        return f"{text}\n{_LETTER.get(lang, _LETTER['en'])}"
-    if style == "lmms":
-        options = "There are several options:\n" + "\n".join(f"{k}. {v}" for k, v in row.options.items())
-        text = f"{row.hint} {row.question} {options}" if row.hint else f"{row.question} {options}"
-        return f"{text}\n\n{_LMMS.get(lang, _LMMS['en'])}"
-    raise ValueError(f"unknown prompt style {style!r}; choose one of {', '.join(STYLES)}")
+    return mcq_prompt(row.question, row.options, row.language, row.hint, style)
 
 
 def user_message(row: MCQRow, style: str = "vlmevalkit", image_token: str = "<image>") -> str:

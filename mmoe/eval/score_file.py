@@ -9,9 +9,10 @@ from mmoe.eval.circular import prepare
 from mmoe.eval.errors import BenchmarkError
 from mmoe.eval.report import write_reports
 from mmoe.eval.score import Judge, score
-from mmoe.eval.table import normalised_names, read_table
 from mmoe.eval.sources import open_benchmark
+from mmoe.eval.table import normalised_names, parse_index, read_table
 from mmoe.eval.tsv import benchmark_from_frame
+from mmoe.languages import declared_language
 
 
 def read_predictions(path: str | Path, bench: Benchmark | None = None) -> dict[int, str]:
@@ -26,10 +27,7 @@ def read_predictions(path: str | Path, bench: Benchmark | None = None) -> dict[i
     out: dict[int, str] = {}
     for i, (raw_index, prediction) in enumerate(zip(frame[names["index"]], frame[names["prediction"]]), start=1):
         try:
-            value = float(raw_index)
-            if not value.is_integer():
-                raise ValueError
-            index = int(value)
+            index = parse_index(raw_index)
         except ValueError:
             raise BenchmarkError(str(path), f"index {raw_index!r} is not an integer", row=i, column=names["index"]) from None
         if index in out:
@@ -60,11 +58,9 @@ def score_predictions(
     if benchmark is not None:
         bench = open_benchmark(benchmark, language, split)
     else:
-        from mmoe.eval import languages
-
-        lang = languages.canonical(language) if language else languages.from_file_name(predictions)
         frame = read_table(predictions)
-        bench = benchmark_from_frame(frame, predictions.name.split(".")[0], str(predictions), lang, images=False)
+        name = predictions.name.split(".")[0]
+        bench = benchmark_from_frame(frame, name, str(predictions), declared_language(language, predictions), images=False)
     bench, mode = prepare(bench, mode)
     result = score(bench, read_predictions(predictions, bench), mode, judge)
     extra = {"predictions": str(predictions), "benchmark_file": None if benchmark is None else str(benchmark), "judge": judge is not None}

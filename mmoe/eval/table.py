@@ -43,3 +43,11 @@ def normalised_names(frame: pd.DataFrame, source: str) -> dict[str, str]:
             raise BenchmarkError(source, f"columns {names[key]!r} and {column!r} both mean {key!r}", column=column)
         names[key] = column
     return names
+
+
+def parse_index(text: str) -> int:
+    """An ``index`` cell as an integer (``7`` or ``7.0``); ``ValueError`` for anything else."""
+    value = float(text)
+    if not value.is_integer():
+        raise ValueError(f"{text!r} is not an integer")
+    return int(value)

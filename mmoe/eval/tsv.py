@@ -6,36 +6,137 @@ holds the image; a ``[...]`` list literal holds several images) or ``image_path`
 ``hint``, option columns ``A``, ``B``, ..., ``answer`` (absent in test splits), ``category``,
 ``l2-category``/``L2-category``, ``split``, optionally ``g_index``. Rows are numbered from 1 (the
 first line after the header).
+
+``BenchmarkRows`` checks the columns up front and then validates one row at a time, yielding each
+row or its error: evaluation raises the first error (``load_benchmark``), data preparation reports
+each bad row and goes on (``mmoe.data.sources.mcq_tsv``).
 """
 
 from __future__ import annotations
 
-import ast
-import base64
-import binascii
-import io
 import string
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
 
-from mmoe.eval import languages
 from mmoe.eval.benchmark import Benchmark, MCQRow
 from mmoe.eval.errors import BenchmarkError
-from mmoe.eval.table import normalised_names, read_table
+from mmoe.eval.table import normalised_names, parse_index, read_table
+from mmoe.eval.tsv_images import ImageResolver, cell
+from mmoe.languages import declared_language, language_from_script
 
-POINTER_MAX_CHARS = 64  # VLMEvalKit: an image cell this short names another row
+
+class BenchmarkRows:
+    """A frame of string cells in the TSV layout. Column problems raise at once; iterating yields each
+    row as an ``MCQRow`` or, when the row is invalid, the ``BenchmarkError`` that says why.
+
+    ``language`` is the declared one (None: the questions' script decides, see ``language``)."""
+
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        source: str,
+        language: str | None = None,
+        base_dir: Path | None = None,
+        images: bool = True,
+    ) -> None:
+        self.source = source
+        self.names = names = normalised_names(frame, source)
+        for required in ("index", "question"):
+            if required not in names:
+                raise BenchmarkError(source, f"missing required column {required!r}", column=required)
+        if images and "image" not in names and "image_path" not in names:
+            raise BenchmarkError(source, "missing column 'image' (base64) or 'image_path'", column="image")
+        self.letters = _option_letters(names, source)
+        self.declared_language = language
+        self.language = language or language_from_script(frame[names["question"]].astype(str).head(200))
+        self.has_answers = "answer" in names and bool(frame[names["answer"]].astype(str).str.strip().ne("").any())
+        self.columns = [c for c in map(str, frame.columns) if c != names.get("image")]
+        self._records = frame.to_dict("records")
+        self._indices = _indices(self._records, names, source)
+        usable = [index if isinstance(index, int) else None for index in self._indices]
+        self._images = ImageResolver(self._records, names, usable, source, base_dir or Path(".")) if images else None
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __iter__(self) -> Iterator[MCQRow | BenchmarkError]:
+        for i, record in enumerate(self._records):
+            index = self._indices[i]
+            if isinstance(index, BenchmarkError):
+                yield index
+                continue
+            try:
+                yield self._row(record, i + 1, index)
+            except BenchmarkError as exc:
+                yield exc
+
+    def benchmark(self, name: str) -> Benchmark:
+        """Every row, strictly: the first invalid row raises its error."""
+        rows = []
+        for item in self:
+            if isinstance(item, BenchmarkError):
+                raise item
+            rows.append(item)
+        return Benchmark(name, self.source, self.language, rows, self.columns, self.names, self.has_answers)
+
+    def _row(self, record: dict, row: int, index: int) -> MCQRow:
+        names = self.names
+
+        def fail(message: str, key: str) -> BenchmarkError:
+            return BenchmarkError(self.source, message, row=row, index=index, column=names.get(key, key))
+
+        question = cell(record, names, "question")
+        if not question:
+            raise fail("empty question", "question")
+        options = {letter: cell(record, names, letter) for letter in self.letters}
+        options = {k: v for k, v in options.items() if v}
+        if not options:
+            raise fail(f"no option text in columns {', '.join(self.letters)}", self.letters[0])
+        answer = None
+        if self.has_answers:
+            answer = cell(record, names, "answer")
+            if not answer:
+                raise fail("empty answer (other rows have answers)", "answer")
+            if answer not in self.letters:
+                raise fail(f"answer {answer!r} is not an option letter ({', '.join(self.letters)})", "answer")
+            if answer not in options:
+                raise fail(f"answer {answer!r} has no option: column {answer!r} is empty in this row", "answer")
+        g_text = cell(record, names, "g_index")
+        g_index = None
+        if g_text:
+            try:
+                g_index = int(float(g_text))
+            except ValueError:
+                raise fail(f"g_index {g_text!r} is not an integer", "g_index") from None
+        return MCQRow(
+            index=index,
+            question=question,
+            options=options,
+            images=self._images(row - 1) if self._images else (),
+            hint=_hint(cell(record, names, "hint")),
+            answer=answer,
+            category=cell(record, names, "category") or None,
+            l2_category=cell(record, names, "l2-category") or None,
+            split=cell(record, names, "split") or None,
+            language=self.language,
+            g_index=g_index,
+            row=row,
+            cells={c: ("" if record[c] is None else str(record[c])) for c in self.columns},
+        )
+
+
+def open_rows(path: str | Path, language: str | None = None, images: bool = True) -> BenchmarkRows:
+    """Read ``path`` and check its columns. ``language`` wins over the file name, which wins over the
+    questions' script. ``images=False`` skips the image columns (for files that have none)."""
+    path = Path(path)
+    return BenchmarkRows(read_table(path), str(path), declared_language(language, path), base_dir=path.parent, images=images)
 
 
 def load_benchmark(path: str | Path, language: str | None = None, images: bool = True) -> Benchmark:
-    """Read and validate ``path``. ``language`` wins over the file name, which wins over the text's script.
-    ``images=False`` skips the image columns (for scoring files that have none, such as predictions)."""
-    path = Path(path)
-    frame = read_table(path)
-    name = path.name.split(".")[0]
-    lang = languages.canonical(language) if language else languages.from_file_name(path)
-    return benchmark_from_frame(frame, name, str(path), lang, base_dir=path.parent, images=images)
+    """Read and validate ``path`` (see ``open_rows``); the first invalid row raises."""
+    return open_rows(path, language, images).benchmark(Path(path).name.split(".")[0])
 
 
 def benchmark_from_frame(
@@ -47,25 +148,7 @@ def benchmark_from_frame(
     images: bool = True,
 ) -> Benchmark:
     """Validate a frame of string cells in the TSV layout (also used for Hugging Face datasets)."""
-    names = normalised_names(frame, source)
-    for required in ("index", "question"):
-        if required not in names:
-            raise BenchmarkError(source, f"missing required column {required!r}", column=required)
-    if images and "image" not in names and "image_path" not in names:
-        raise BenchmarkError(source, "missing column 'image' (base64) or 'image_path'", column="image")
-    letters = _option_letters(names, source)
-    if language is None:
-        language = languages.from_text(frame[names["question"]].astype(str).head(200))
-    has_answers = "answer" in names and bool(frame[names["answer"]].astype(str).str.strip().ne("").any())
-    records = frame.to_dict("records")
-    indices = _indices(records, names, source)
-    resolver = _ImageResolver(records, names, indices, source, base_dir or Path(".")) if images else None
-    columns = [c for c in map(str, frame.columns) if c != names.get("image")]
-    rows = [
-        _row(record, i + 1, indices[i], names, letters, has_answers, language, resolver, source, columns)
-        for i, record in enumerate(records)
-    ]
-    return Benchmark(name, source, language, rows, columns, names, has_answers)
+    return BenchmarkRows(frame, source, language, base_dir, images).benchmark(name)
 
 
 def _option_letters(names: dict[str, str], source: str) -> list[str]:
@@ -79,170 +162,23 @@ def _option_letters(names: dict[str, str], source: str) -> list[str]:
     return present
 
 
-def _cell(record: dict, names: dict[str, str], key: str) -> str:
-    column = names.get(key)
-    if column is None:
-        return ""
-    value = record[column]
-    return "" if value is None else str(value).strip()
-
-
-def _indices(records: list[dict], names: dict[str, str], source: str) -> list[int]:
+def _indices(records: list[dict], names: dict[str, str], source: str) -> list[int | BenchmarkError]:
+    """Each row's ``index``, or the error of a row whose index is not an integer or repeats an earlier one."""
     seen: dict[int, int] = {}
-    out = []
+    out: list[int | BenchmarkError] = []
     for i, record in enumerate(records, start=1):
-        text = _cell(record, names, "index")
+        text = cell(record, names, "index")
         try:
-            value = float(text)
-            if not value.is_integer():
-                raise ValueError
-            index = int(value)
+            index = parse_index(text)
         except ValueError:
-            raise BenchmarkError(source, f"index {text!r} is not an integer", row=i, column=names["index"]) from None
+            out.append(BenchmarkError(source, f"index {text!r} is not an integer", row=i, column=names["index"]))
+            continue
         if index in seen:
-            raise BenchmarkError(source, f"index {index} repeats row {seen[index]}", row=i, index=index, column=names["index"])
+            out.append(BenchmarkError(source, f"index {index} repeats row {seen[index]}", row=i, index=index, column=names["index"]))
+            continue
         seen[index] = i
         out.append(index)
     return out
-
-
-class _ImageResolver:
-    """Decode each row's image cell once; follow pointer cells to the row that holds the data."""
-
-    def __init__(self, records: list[dict], names: dict[str, str], indices: list[int], source: str, base_dir: Path):
-        self.records, self.names, self.source, self.base_dir = records, names, source, base_dir
-        self.position = {index: i for i, index in enumerate(indices)}
-        self.indices = indices
-        self.cache: dict[int, tuple[bytes, ...]] = {}
-
-    def __call__(self, i: int) -> tuple[bytes, ...]:
-        chain: list[int] = []
-        j = i
-        while j not in self.cache:
-            if j in chain:
-                raise self._error(i, "image pointers form a cycle")
-            chain.append(j)
-            target = self._pointer(j)
-            if target is None:
-                self.cache[j] = self._decode(j)
-            else:
-                j = target
-        for k in chain:
-            self.cache[k] = self.cache[j]
-        return self.cache[i]
-
-    def _error(self, i: int, message: str) -> BenchmarkError:
-        column = self.names.get("image", self.names.get("image_path"))
-        return BenchmarkError(self.source, message, row=i + 1, index=self.indices[i], column=column)
-
-    def _pointer(self, i: int) -> int | None:
-        if "image" not in self.names:
-            return None
-        cell = _cell(self.records[i], self.names, "image")
-        if not cell:
-            raise self._error(i, "empty image cell")
-        if len(cell) > POINTER_MAX_CHARS or cell.startswith("["):
-            return None
-        try:
-            target = int(float(cell))
-        except ValueError:
-            raise self._error(i, f"{cell!r} is neither base64 image data nor the index of another row") from None
-        if target not in self.position:
-            raise self._error(i, f"image points to index {target}, which no row has")
-        return self.position[target]
-
-    def _decode(self, i: int) -> tuple[bytes, ...]:
-        if "image" not in self.names:
-            return tuple(self._read_path(i, p) for p in self._items(i, _cell(self.records[i], self.names, "image_path")))
-        return tuple(self._base64(i, item) for item in self._items(i, _cell(self.records[i], self.names, "image")))
-
-    def _items(self, i: int, cell: str) -> list[str]:
-        if not cell:
-            raise self._error(i, "empty image cell")
-        if not cell.startswith("["):
-            return [cell]
-        try:
-            items = ast.literal_eval(cell)
-        except (ValueError, SyntaxError):
-            raise self._error(i, "image cell starts with '[' but is not a list of strings") from None
-        if not isinstance(items, list) or not items or not all(isinstance(x, str) for x in items):
-            raise self._error(i, "image cell starts with '[' but is not a non-empty list of strings")
-        return items
-
-    def _base64(self, i: int, text: str) -> bytes:
-        try:
-            data = base64.b64decode("".join(text.split()), validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise self._error(i, f"bad base64 image data ({exc})") from None
-        return self._check_image(i, data)
-
-    def _read_path(self, i: int, text: str) -> bytes:
-        path = Path(text) if Path(text).is_absolute() else self.base_dir / text
-        if not path.is_file():
-            raise self._error(i, f"image file {str(path)!r} not found")
-        return self._check_image(i, path.read_bytes())
-
-    def _check_image(self, i: int, data: bytes) -> bytes:
-        try:
-            Image.open(io.BytesIO(data)).close()  # parses the header only
-        except (UnidentifiedImageError, OSError) as exc:
-            raise self._error(i, f"image data is not a readable image ({exc})") from None
-        return data
-
-
-def _row(
-    record: dict,
-    row: int,
-    index: int,
-    names: dict[str, str],
-    letters: list[str],
-    has_answers: bool,
-    language: str,
-    images: _ImageResolver | None,
-    source: str,
-    columns: list[str],
-) -> MCQRow:
-    def fail(message: str, key: str) -> BenchmarkError:
-        return BenchmarkError(source, message, row=row, index=index, column=names.get(key, key))
-
-    question = _cell(record, names, "question")
-    if not question:
-        raise fail("empty question", "question")
-    options = {letter: _cell(record, names, letter) for letter in letters}
-    options = {k: v for k, v in options.items() if v}
-    if not options:
-        raise fail(f"no option text in columns {', '.join(letters)}", letters[0])
-    answer = None
-    if has_answers:
-        answer = _cell(record, names, "answer")
-        if not answer:
-            raise fail("empty answer (other rows have answers)", "answer")
-        if answer not in letters:
-            raise fail(f"answer {answer!r} is not an option letter ({', '.join(letters)})", "answer")
-        if answer not in options:
-            raise fail(f"answer {answer!r} has no option: column {answer!r} is empty in this row", "answer")
-    g_text = _cell(record, names, "g_index")
-    g_index = None
-    if g_text:
-        try:
-            g_index = int(float(g_text))
-        except ValueError:
-            raise fail(f"g_index {g_text!r} is not an integer", "g_index") from None
-    return MCQRow(
-        index=index,
-        question=question,
-        options=options,
-        images=images(row - 1) if images else (),
-        hint=_hint(_cell(record, names, "hint")),
-        answer=answer,
-        category=_cell(record, names, "category") or None,
-        l2_category=_cell(record, names, "l2-category") or None,
-        split=_cell(record, names, "split") or None,
-        language=language,
-        g_index=g_index,
-        row=row,
-        cells={c: ("" if record[c] is None else str(record[c])) for c in columns},
-    )
 
 
 def _hint(text: str) -> str | None:

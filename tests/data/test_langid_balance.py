@@ -9,9 +9,9 @@ import numpy as np
 from mmoe.data.balance import keep_mask, quotas
 from mmoe.data.config import BalanceConfig, parse_prep_config
 from mmoe.data.langid import LanguageTagger
-from mmoe.data.languages import LANGUAGES, language_id, normalize_language
 from mmoe.data.prep import prepare
 from mmoe.data.prepared import load_prepared
+from mmoe.languages import LANGUAGES, language_id, normalize_language
 
 
 def test_lingua_separates_close_languages():

@@ -80,6 +80,22 @@ def test_mcq_tsv_reader_on_vlmevalkit_layout(tmp_path):
     assert recs[0].conversations[1].content == table.loc[0, "answer"]
 
 
+def test_mcq_tsv_reports_each_bad_row_and_keeps_the_rest(tmp_path):
+    path = generate_benchmarks(tmp_path, n_per_language=4, seed=5, languages=["en"])[0]
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    table.loc[0, "image"] = "@@not-base64@@" * 10  # row 1: undecodable image
+    table.loc[1, "answer"] = "Z"  # row 2: answer is not an option letter
+    table.loc[3, "index"] = table.loc[2, "index"]  # row 4: index repeats row 3
+    table.to_csv(path, sep="\t", index=False)
+    items = list(read_mcq_tsv(path, "mmmb"))
+    failures = {item.position: item.error for item in items if isinstance(item, Failure)}
+    assert len(items) == 4 and set(failures) == {0, 1, 3}
+    assert failures[0].reason.value == "undecodable_image" and "row 1" in failures[0].detail and "column 'image'" in failures[0].detail
+    assert failures[1].reason.value == "malformed_record" and "row 2" in failures[1].detail and "column 'answer'" in failures[1].detail
+    assert failures[3].reason.value == "malformed_record" and "repeats row 3" in failures[3].detail
+    assert items[2].language == "en" and items[2].conversations[1].content == table.loc[2, "answer"]
+
+
 def test_json_array_streams_across_chunks(tmp_path, monkeypatch):
     import mmoe.data.jsonstream as js
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import random
 
 import pandas as pd
+import pytest
 
 from mmoe.cli import main
 from mmoe.data.synthetic import generate_benchmarks, generate_training_set
-from mmoe.data.synthetic.generate import CIRCULAR_OFFSET
+from mmoe.data.synthetic.generate import CIRCULAR_OFFSET, _benchmark_items, _turns
+from mmoe.eval import load_benchmark
+from mmoe.eval.prompts import user_message
+from mmoe.languages import MMMB_LANGUAGES, mmmb_file_code
 
 MMMB_COLUMNS = ["index", "image", "question", "hint", "A", "B", "C", "D", "answer", "category", "split"]
 
@@ -45,6 +50,18 @@ def test_benchmarks_follow_vlmevalkit_layout(tmp_path):
         correct = {row[row["answer"]] for _, row in group.iterrows()}
         assert len(correct) == 1  # every rotation points at the same option text
         assert (group["image"].iloc[1:] == str(base)).all()
+
+
+@pytest.mark.parametrize("language", MMMB_LANGUAGES)
+def test_training_mcq_prompt_is_the_eval_llava_prompt(tmp_path, language):
+    """The demo trains on synthetic records and evaluates with style ``llava``: the prompts must match byte for byte."""
+    generate_benchmarks(tmp_path, n_per_language=8, seed=3, languages=[language])
+    bench = load_benchmark(tmp_path / f"mmmb_{mmmb_file_code(language)}.tsv")
+    items = _benchmark_items(8, random.Random("mmoe-synthetic-mmmb-3"))  # the questions behind the file's rows
+    assert bench.language == language and len(bench.rows) == len(items) == 8
+    for row, (_, question, _) in zip(bench.rows, items):
+        training_turn = _turns(question, language, mcq=True, first=True)[0]["value"]
+        assert training_turn.encode() == user_message(row, "llava").encode()
 
 
 def test_train_and_test_images_are_disjoint(tmp_path):

@@ -9,11 +9,11 @@ import torch
 from mmoe.data.collate import Collator, model_inputs
 from mmoe.data.config import DataConfig
 from mmoe.data.dataset import ConversationDataset
-from mmoe.data.languages import language_id
 from mmoe.data.loader import build_dataloader
 from mmoe.data.prep import prepare
 from mmoe.data.sampler import LengthGroupedBatchSampler
 from mmoe.data.truncation import encode_within
+from mmoe.languages import language_id
 from mmoe.model.processor import MMoEProcessor
 from mmoe.model.splice import IGNORE_INDEX
 from mmoe.tokenization import Turn, build_byte_tokenizer

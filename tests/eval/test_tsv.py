@@ -6,6 +6,8 @@ import pytest
 from conftest import OFFSET, QUESTIONS, mmbench_frame, png_b64
 
 from mmoe.eval import BenchmarkError, load_benchmark
+from mmoe.eval.errors import ImageDataError
+from mmoe.eval.tsv import open_rows
 
 
 def test_loads_circular_file_with_pointer_images(mmbench_tsv):
@@ -36,7 +38,8 @@ def test_lowercase_l2_and_test_split_without_answers(tsv_writer):
 @pytest.mark.parametrize(
     ("name", "lang"),
     [("mmmb_cn.tsv", "zh"), ("mmmb_ar.tsv", "ar"), ("mmbench_dev_tr.tsv", "tr"), ("MMBench_DEV_CN_V11.tsv", "zh"),
-     ("CCBench.tsv", "zh"), ("MMBench_DEV_EN_V11.tsv", "en"), ("mmmb_pt.tsv", "pt"), ("mmmb_ru.tsv", "ru")],
+     ("CCBench.tsv", "zh"), ("MMBench_DEV_EN_V11.tsv", "en"), ("mmmb_pt.tsv", "pt"), ("mmmb_ru.tsv", "ru"),
+     ("bench_chinese.tsv", "zh"), ("preds_no_answers.tsv", "en")],
 )
 def test_language_from_file_name(tsv_writer, name, lang):
     assert load_benchmark(tsv_writer(mmbench_frame(rotations=False), name)).language == lang
@@ -117,3 +120,17 @@ def test_error_empty_answer_among_answers(tsv_writer):
     frame = mmbench_frame()
     frame.loc[5, "answer"] = ""
     assert "row 6" in _error(tsv_writer, frame) and "empty answer" in _error(tsv_writer, frame)
+
+
+def test_open_rows_yields_each_bad_row_and_goes_on(tsv_writer):
+    frame = mmbench_frame()
+    frame.loc[0, "image"] = "@@not-base64@@" * 10
+    frame.loc[2, "answer"] = "Z"
+    rows = open_rows(tsv_writer(frame, "MMBench_DEV_EN.tsv"))
+    items = list(rows)
+    errors = [item for item in items if isinstance(item, BenchmarkError)]
+    assert len(items) == len(frame) and rows.declared_language == "en"
+    assert isinstance(errors[0], ImageDataError) and errors[0].row == 1 and errors[0].column == "image"
+    assert errors[-1].row == 3 and errors[-1].column == "answer"
+    with pytest.raises(ImageDataError, match="row 1"):
+        rows.benchmark("MMBench_DEV_EN")

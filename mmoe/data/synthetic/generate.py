@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmoe.data.languages import MMMB_LANGUAGES, mmmb_file_code
-from mmoe.data.mcq import mcq_prompt
 from mmoe.data.records import IMAGE_TOKEN
 from mmoe.data.synthetic.draw import Scene, png_bytes, render, sample_scene
 from mmoe.data.synthetic.lexicon import COLOURS, COUNTS, KINDS, POSITIONS, QUESTIONS, SHAPES, SHORT_ANSWER, answer_text
+from mmoe.eval.prompts import TRAINING_STYLE, mcq_prompt
+from mmoe.languages import MMMB_LANGUAGES, mmmb_file_code
 
 CIRCULAR_OFFSET = 1_000_000
 MMBENCH_L2 = "finegrained_perception (instance-level)"
@@ -60,7 +60,8 @@ def option_texts(question: Question, language: str) -> dict[str, str]:
 def _turns(question: Question, language: str, mcq: bool, first: bool) -> list[dict[str, str]]:
     text = QUESTIONS[language][question.kind][question.phrasing]
     if mcq:
-        user, answer = mcq_prompt(text, option_texts(question, language), language), string.ascii_uppercase[question.answer_index]
+        user = mcq_prompt(text, option_texts(question, language), language, style=TRAINING_STYLE)
+        answer = string.ascii_uppercase[question.answer_index]
     else:
         user, answer = f"{text} {SHORT_ANSWER[language]}" if language != "zh" else text + SHORT_ANSWER[language], answer_text(language, question.kind, question.value)
     if first:

@@ -1,0 +1,113 @@
+"""Image cells of a TSV benchmark: base64 data, ``[...]`` lists of it, file paths, and pointer cells that
+name the row holding the image (VLMEvalKit stores each image once; circular copies point to it)."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import binascii
+import io
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from mmoe.eval.errors import BenchmarkError, ImageDataError, MissingImageError
+
+POINTER_MAX_CHARS = 64  # VLMEvalKit: an image cell this short names another row
+
+
+def cell(record: dict, names: dict[str, str], key: str) -> str:
+    """The stripped text of normalised column ``key`` in ``record`` (``""`` when the column is absent)."""
+    column = names.get(key)
+    if column is None:
+        return ""
+    value = record[column]
+    return "" if value is None else str(value).strip()
+
+
+class ImageResolver:
+    """Decode each row's image cell once; follow pointer cells to the row that holds the data.
+
+    ``indices`` holds each row's ``index`` (None for a row whose index is unusable, which no pointer
+    can then reach). Errors name the row whose cell is wrong."""
+
+    def __init__(self, records: list[dict], names: dict[str, str], indices: list[int | None], source: str, base_dir: Path):
+        self.records, self.names, self.source, self.base_dir = records, names, source, base_dir
+        self.position = {index: i for i, index in enumerate(indices) if index is not None}
+        self.indices = indices
+        self.cache: dict[int, tuple[bytes, ...]] = {}
+
+    def __call__(self, i: int) -> tuple[bytes, ...]:
+        """The image bytes of row ``i`` (0-based)."""
+        chain: list[int] = []
+        j = i
+        while j not in self.cache:
+            if j in chain:
+                raise self._error(i, "image pointers form a cycle")
+            chain.append(j)
+            target = self._pointer(j)
+            if target is None:
+                self.cache[j] = self._decode(j)
+            else:
+                j = target
+        for k in chain:
+            self.cache[k] = self.cache[j]
+        return self.cache[i]
+
+    def _error(self, i: int, message: str, kind: type[BenchmarkError] = BenchmarkError) -> BenchmarkError:
+        column = self.names.get("image", self.names.get("image_path"))
+        return kind(self.source, message, row=i + 1, index=self.indices[i], column=column)
+
+    def _pointer(self, i: int) -> int | None:
+        if "image" not in self.names:
+            return None
+        text = cell(self.records[i], self.names, "image")
+        if not text:
+            raise self._error(i, "empty image cell")
+        if len(text) > POINTER_MAX_CHARS or text.startswith("["):
+            return None
+        try:
+            target = int(float(text))
+        except ValueError:
+            raise self._error(i, f"{text!r} is neither base64 image data nor the index of another row") from None
+        if target not in self.position:
+            raise self._error(i, f"image points to index {target}, which no row has")
+        return self.position[target]
+
+    def _decode(self, i: int) -> tuple[bytes, ...]:
+        if "image" not in self.names:
+            return tuple(self._read_path(i, p) for p in self._items(i, cell(self.records[i], self.names, "image_path")))
+        return tuple(self._base64(i, item) for item in self._items(i, cell(self.records[i], self.names, "image")))
+
+    def _items(self, i: int, text: str) -> list[str]:
+        if not text:
+            raise self._error(i, "empty image cell")
+        if not text.startswith("["):
+            return [text]
+        try:
+            items = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise self._error(i, "image cell starts with '[' but is not a list of strings") from None
+        if not isinstance(items, list) or not items or not all(isinstance(x, str) for x in items):
+            raise self._error(i, "image cell starts with '[' but is not a non-empty list of strings")
+        return items
+
+    def _base64(self, i: int, text: str) -> bytes:
+        try:
+            data = base64.b64decode("".join(text.split()), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise self._error(i, f"bad base64 image data ({exc})", ImageDataError) from None
+        return self._check_image(i, data)
+
+    def _read_path(self, i: int, text: str) -> bytes:
+        path = Path(text) if Path(text).is_absolute() else self.base_dir / text
+        if not path.is_file():
+            raise self._error(i, f"image file {str(path)!r} not found", MissingImageError)
+        return self._check_image(i, path.read_bytes())
+
+    def _check_image(self, i: int, data: bytes) -> bytes:
+        try:
+            Image.open(io.BytesIO(data)).close()  # parses the header only
+        except (UnidentifiedImageError, OSError) as exc:
+            raise self._error(i, f"image data is not a readable image ({exc})", ImageDataError) from None
+        return data
