@@ -71,3 +71,18 @@ def test_hf_jinja_template_spans():
 def test_non_alternating_conversation_is_rejected():
     with pytest.raises(ConversationError, match="turn 1 has role 'user'"):
         render_conversation([Turn("user", "a"), Turn("user", "b")], "chatml", build_byte_tokenizer())
+
+
+def test_trained_bpe_is_deterministic_shorter_and_lossless():
+    from mmoe.tokenization.tokenizer import train_bpe_tokenizer
+
+    corpus = [text for text in SIX.values()] * 20
+    a, b = train_bpe_tokenizer(corpus, 400), train_bpe_tokenizer(corpus, 400)
+    assert a.get_vocab() == b.get_vocab()
+    for text in SIX.values():
+        ids = a(text, add_special_tokens=False)["input_ids"]
+        assert a.decode(ids) == text
+        assert len(ids) < len(text.encode("utf-8")) / 2
+    unseen = "Ünïcödé ✓ 日本語"
+    assert a.decode(a(unseen, add_special_tokens=False)["input_ids"]) == unseen
+    assert a.convert_tokens_to_ids("<image>") in a("<image>\nx", add_special_tokens=False)["input_ids"]

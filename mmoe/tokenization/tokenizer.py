@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from typing import Iterable
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
@@ -26,13 +28,8 @@ CHATML_JINJA = (
 )
 
 
-def build_byte_tokenizer() -> PreTrainedTokenizerFast:
-    """A byte-level tokenizer (256 byte tokens + ChatML specials + ``<image>``)."""
-    alphabet = bytes_to_unicode()
-    vocab = {alphabet[b]: b for b in range(256)}
-    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    core.decoder = decoders.ByteLevel()
+def _wrap(core: Tokenizer) -> PreTrainedTokenizerFast:
+    """A Hugging Face tokenizer with ChatML specials, ``<image>`` and a ChatML chat template."""
     tok = PreTrainedTokenizerFast(
         tokenizer_object=core,
         eos_token="<|im_end|>",
@@ -43,6 +40,32 @@ def build_byte_tokenizer() -> PreTrainedTokenizerFast:
     tok.add_special_tokens({"additional_special_tokens": BYTE_SPECIAL_TOKENS[1:]})
     tok.chat_template = CHATML_JINJA
     return tok
+
+
+def build_byte_tokenizer() -> PreTrainedTokenizerFast:
+    """A byte-level tokenizer (256 byte tokens + ChatML specials + ``<image>``)."""
+    alphabet = bytes_to_unicode()
+    vocab = {alphabet[b]: b for b in range(256)}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    core.decoder = decoders.ByteLevel()
+    return _wrap(core)
+
+
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer trained locally on ``texts`` (every byte stays encodable).
+
+    Shorter sequences than the byte tokenizer for the same text, so small CPU runs train faster.
+    """
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=list(BYTE_SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    core.train_from_iterator(texts, trainer=trainer)
+    return _wrap(core)
 
 
 def load_tokenizer(cfg: TokenizerConfig, llm_name: str | None, source: str | Path | None = None) -> PreTrainedTokenizerBase:
