@@ -19,17 +19,31 @@ RECIPES = ROOT / "configs" / "demo"
 LANGUAGES = ("en", "zh", "pt", "ar", "tr", "ru")
 
 
-def _prepare_data(out: Path, train_records: int, seed: int) -> Path:
+TOKENIZER_VOCAB = 1024
+
+
+def _tokenizer(train_json: Path, out: Path) -> tuple[Path, int]:
+    """Train the demo's BPE tokenizer on the training conversations; returns (directory, vocab size)."""
+    from mmoe.tokenization.tokenizer import train_bpe_tokenizer
+
+    records = json.loads(train_json.read_text(encoding="utf-8"))
+    tokenizer = train_bpe_tokenizer((turn["value"] for r in records for turn in r["conversations"]), TOKENIZER_VOCAB)
+    tokenizer.save_pretrained(out)
+    return out, len(tokenizer)
+
+
+def _prepare_data(train_json: Path, tokenizer: Path, out: Path) -> Path:
+    """The real prep pipeline over the generated LLaVA-style file (languages are declared per record)."""
     from mmoe.data.config import PrepConfig
     from mmoe.data.prep import prepare
 
     prep = PrepConfig.model_validate({
-        "sources": [{"type": "synthetic", "n": train_records, "seed": seed, "path": str(out / "raw")}],
-        "tokenizer": {"name": "byte", "chat_template": "chatml", "tokens_per_image": 17},
+        "sources": [{"type": "llava", "name": "synthetic", "path": str(train_json)}],
+        "tokenizer": {"name": str(tokenizer), "chat_template": "auto", "tokens_per_image": 17},
         "langid": {"enabled": False},
     })
-    prepare(prep, out / "prepared", progress=False)
-    return out / "prepared"
+    prepare(prep, out, progress=False)
+    return out
 
 
 def _train(recipe: Path, overrides: list[str]):
@@ -42,17 +56,20 @@ def _train(recipe: Path, overrides: list[str]):
 def run_demo(out: str | Path, train_records: int = 6000, test_per_language: int = 50, seed: int = 0,
              stage1_steps: int | None = None, stage2_steps: int | None = None) -> dict:
     """Run every step; returns the report written to ``out/report.json``."""
-    from mmoe.data.synthetic import generate_benchmarks
+    from mmoe.data.synthetic import generate_benchmarks, generate_training_set
     from mmoe.eval import evaluate
     from mmoe.model import load_model
 
     out = Path(out)
     shutil.rmtree(out, ignore_errors=True)
     began = time.perf_counter()
-    prepared = _prepare_data(out / "data", train_records, seed)
+    train_json = generate_training_set(out / "data" / "raw", train_records, seed=seed)
+    tokenizer, vocab = _tokenizer(train_json, out / "tokenizer")
+    prepared = _prepare_data(train_json, tokenizer, out / "data" / "prepared")
     benchmarks = [p for p in generate_benchmarks(out / "benchmarks", test_per_language, seed=seed + 1_000_003)
                   if p.name.startswith("mmmb_")]
-    common = [f"data.train=[{prepared}]", f"train.seed={seed}"]
+    common = [f"data.train=[{prepared}]", f"train.seed={seed}", f"model.tokenizer.name={tokenizer}",
+              f"model.llm.config.vocab_size={vocab}"]
     stage1 = _train(RECIPES / "stage1.yaml", common + [f"train.output_dir={out / 'stage1'}"]
                     + ([f"train.max_steps={stage1_steps}"] if stage1_steps else []))
     stage2 = _train(RECIPES / "stage2.yaml", common + [f"train.output_dir={out / 'stage2'}", f"train.init_from={stage1.model_dir}"]
