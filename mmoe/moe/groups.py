@@ -35,7 +35,7 @@ class ModalityGroups(nn.Module):
             index = (modality == MODALITY_IDS[name]).nonzero().squeeze(1)
             out, routed = layer(x[index], base, tokens.select(index) if tokens is not None else None)
             y = (y if y is not None else out.new_zeros(x.shape[0], out.shape[-1])).index_copy(0, index, out)
-            records[name] = (routed, layer.num_experts)
+            records[name] = (routed, layer.num_experts, tokens.select(index) if tokens is not None else None)
             covered += index.numel()
         if covered != x.shape[0]:
             have = {MODALITY_IDS[name] for name in self.groups}

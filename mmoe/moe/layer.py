@@ -98,22 +98,23 @@ class MoEBlock(nn.Module):
             y, records = self.core(x, tokens, self.base)
         else:
             y, out = self.core(x, self.base, tokens)
-            records = {"": (out, self.core.num_experts)}
+            records = {"": (out, self.core.num_experts, tokens)}
         self._record(records, keep=record)
         if index is not None:
             y = y.new_zeros(flat.shape[0], y.shape[-1]).index_copy(0, index, y)
         return y.view(batch, length, -1)
 
-    def _record(self, records: dict[str, tuple[RouterOutput, int]], keep: bool) -> None:
+    def _record(self, records: dict[str, tuple[RouterOutput, int, TokenInfo | None]], keep: bool) -> None:
         """Weighted losses and statistics; a replay computes the losses too (checkpointing needs the
         recomputation to save the same tensors) but keeps nothing."""
-        for group, (out, num_real) in records.items():
+        for group, (out, num_real, tokens) in records.items():
             losses = {loss.name: loss.coef * loss(out) for loss in self.losses}
             if not keep:
                 continue
             for name, value in [*losses.items(), *out.aux_losses.items()]:
                 self._aux[name] = self._aux[name] + value if name in self._aux else value
-            self._stats.add(out, num_real, f"{group}/" if group else "")
+            language = tokens.language if tokens is not None else None
+            self._stats.add(out, num_real, f"{group}/" if group else "", language)
 
     def pop_aux_losses(self) -> dict[str, torch.Tensor]:
         aux, self._aux = self._aux, {}
