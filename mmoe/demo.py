@@ -53,7 +53,7 @@ def _train(recipe: Path, overrides: list[str]):
     return train(load_config(recipe, overrides))
 
 
-def run_demo(out: str | Path, train_records: int = 6000, test_per_language: int = 50, seed: int = 0,
+def run_demo(out: str | Path, train_records: int = 20000, test_per_language: int = 50, seed: int = 0,
              stage1_steps: int | None = None, stage2_steps: int | None = None) -> dict:
     """Run every step; returns the report written to ``out/report.json``."""
     from mmoe.data.synthetic import generate_benchmarks, generate_training_set
