@@ -14,7 +14,7 @@ from mmoe.train.loop import NonFiniteError, train
 from mmoe.train.stages import apply_stage, optimizer_groups, param_group
 
 from tests.conftest import CONFIGS
-from tests.train.toydata import ColourDataset, collate, toy_factory
+from tests.train.toydata import ColourDataset, WrappedLoader, collate, toy_factory
 
 QUIET = ["train.progress=false", "train.tensorboard=false", "train.resume=none", "train.micro_batch_size=8"]
 
@@ -68,17 +68,12 @@ def test_a_bad_sample_never_stops_training(tmp_path):
     assert _metrics(tmp_path)[-1]["bad_samples"] > 0
 
 
-class _Poisoned:
-    """Wraps a loader; the batch of step ``bad_step`` gets NaN pixels, so its loss is NaN."""
+class _Poisoned(WrappedLoader):
+    """The batch of step ``bad_step`` gets NaN pixels, so its loss is NaN."""
 
     def __init__(self, loader, bad_step: int) -> None:
-        self.loader, self.bad = loader, bad_step
-
-    def state_dict(self):
-        return self.loader.state_dict()
-
-    def load_state_dict(self, state):
-        self.loader.load_state_dict(state)
+        super().__init__(loader)
+        self.bad = bad_step
 
     def __iter__(self):
         for i, batch in enumerate(self.loader, start=1):

@@ -18,7 +18,7 @@ from mmoe.train.checkpoint import latest_checkpoint
 from mmoe.train.loop import train
 
 from tests.conftest import CONFIGS, ROOT
-from tests.train.toydata import toy_factory
+from tests.train.toydata import WrappedLoader, toy_factory
 
 BASE = ["train.max_steps=12", "train.micro_batch_size=4", "train.gradient_accumulation_steps=2", "train.lr=3e-3",
         "train.save_every=4", "train.progress=false", "train.tensorboard=false", "train.stage.trainable=[projector,llm]"]
@@ -32,17 +32,12 @@ class Crash(Exception):
     pass
 
 
-class CrashingLoader:
-    """Delegates to a real loader and raises after ``after_batches`` batches, like a crashed job."""
+class CrashingLoader(WrappedLoader):
+    """Raises after ``after_batches`` batches, like a crashed job."""
 
     def __init__(self, loader, after_batches: int) -> None:
-        self.loader, self.after = loader, after_batches
-
-    def state_dict(self):
-        return self.loader.state_dict()
-
-    def load_state_dict(self, state):
-        self.loader.load_state_dict(state)
+        super().__init__(loader)
+        self.after = after_batches
 
     def __iter__(self):
         for i, batch in enumerate(self.loader):

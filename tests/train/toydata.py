@@ -57,3 +57,16 @@ def toy_factory(cfg, model, rank, world, n: int = 64, no_image_rank: int | None 
         dataset = [s for s in (dataset[i] for i in range(n)) if not s["images"]]
     plan = random_plan(len(dataset), cfg.train.micro_batch_size, cfg.train.seed, rank, world)
     return ResumableLoader(dataset, collate(model.tokenizer.pad_token_id, processor), plan)
+
+
+class WrappedLoader:
+    """A loader that delegates its resumable state to ``loader``; subclasses alter the batches."""
+
+    def __init__(self, loader) -> None:
+        self.loader = loader
+
+    def state_dict(self):
+        return self.loader.state_dict()
+
+    def load_state_dict(self, state):
+        self.loader.load_state_dict(state)

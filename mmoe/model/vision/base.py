@@ -54,6 +54,14 @@ class VisionTower(nn.Module):
     def save_preprocessing(self, directory: Path) -> None:
         """Write the files that rebuild this tower's preprocessing."""
 
+    def block_index(self, depth: int) -> int:
+        """Map ``select_layer`` (HF ``hidden_states`` indexing: 0 = embeddings, -1 = last block) to a block index."""
+        layer = self.cfg.select_layer
+        index = depth + layer if layer < 0 else layer - 1
+        if not 0 <= index < depth:
+            raise ConfigError(f"vision.select_layer={layer} is out of range for a {depth}-block {self.cfg.backend} model")
+        return index
+
     @property
     def num_tokens(self) -> int:
         """Visual tokens per image after feature selection."""

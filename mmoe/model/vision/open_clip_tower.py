@@ -65,17 +65,10 @@ class OpenClipVisionTower(VisionTower):
     def image_mean(self) -> tuple[float, float, float]:
         return tuple(self.preprocess_cfg["mean"])
 
-    def _block_index(self) -> int:
-        depth = len(self.model.transformer.resblocks)
-        layer = self.cfg.select_layer
-        index = depth + layer if layer < 0 else layer - 1
-        if not 0 <= index < depth:
-            raise ConfigError(f"vision.select_layer={layer} is out of range for a {depth}-block open_clip tower")
-        return index
 
     def layer_tokens(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
         out = self.model.forward_intermediates(
-            pixel_values, indices=[self._block_index()], stop_early=True,
+            pixel_values, indices=[self.block_index(len(self.model.transformer.resblocks))], stop_early=True,
             intermediates_only=True, output_fmt="NLC", output_extra_tokens=True,
         )
         patches = out["image_intermediates"][0]

@@ -53,18 +53,10 @@ class TimmVisionTower(VisionTower):
     def image_mean(self) -> tuple[float, float, float]:
         return tuple(self.data_config["mean"])
 
-    def _block_index(self) -> int:
-        """Map an HF-style hidden_states index (0 = embeddings) to a timm block index."""
-        depth = len(self.model.blocks)
-        layer = self.cfg.select_layer
-        index = depth + layer if layer < 0 else layer - 1
-        if not 0 <= index < depth:
-            raise ConfigError(f"vision.select_layer={layer} is out of range for a {depth}-block timm model")
-        return index
 
     def layer_tokens(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
         patches, prefix = self.model.forward_intermediates(
-            pixel_values, indices=[self._block_index()], return_prefix_tokens=True,
+            pixel_values, indices=[self.block_index(len(self.model.blocks))], return_prefix_tokens=True,
             output_fmt="NLC", intermediates_only=True, stop_early=True,
         )[0]
         cls = prefix[:, :1] if self.has_cls_token else None
