@@ -39,6 +39,7 @@ def all_true(flag: bool) -> bool:
     """True on every rank only if ``flag`` is true on every rank."""
     if not torch.distributed.is_initialized():
         return flag
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
     torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
     return bool(t.item())

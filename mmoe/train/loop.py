@@ -38,7 +38,8 @@ def _to_device(batch: dict, device: torch.device) -> dict:
 
 
 def _mean_across_ranks(value: torch.Tensor) -> float:
-    value = value.detach().float().reshape(1).cpu()
+    """Mean over ranks, reduced on the tensor's own device (NCCL needs GPU tensors)."""
+    value = value.detach().float().reshape(1).clone()
     if torch.distributed.is_initialized():
         torch.distributed.all_reduce(value)
         value /= torch.distributed.get_world_size()
@@ -46,7 +47,7 @@ def _mean_across_ranks(value: torch.Tensor) -> float:
 
 
 def _router_summary(stats: dict[str, dict[str, torch.Tensor]]) -> dict:
-    return {layer: {k: v for k, v in layer_stats.items()} for layer, layer_stats in stats.items() if layer_stats}
+    return {layer: layer_stats for layer, layer_stats in stats.items() if layer_stats}
 
 
 def build_training_model(cfg: MMoEConfig):
