@@ -48,19 +48,7 @@ def _batch(processor, rows: list[MCQRow], style: str, target: str) -> tuple[dict
             encoded.append(processor.encode([Turn("user", message), Turn("assistant", reply(row, letter, target))]))
             images.extend(row_images)
             keys.append((row.index, letter))
-    width = max(len(e.input_ids) for e in encoded)
-    input_ids = torch.full((len(encoded), width), processor.tokenizer.pad_token_id, dtype=torch.long)
-    labels = torch.full((len(encoded), width), IGNORE_INDEX, dtype=torch.long)
-    attention_mask = torch.zeros((len(encoded), width), dtype=torch.long)
-    for i, enc in enumerate(encoded):
-        n = len(enc.input_ids)
-        input_ids[i, :n] = torch.tensor(enc.input_ids)
-        labels[i, :n] = torch.tensor(enc.labels)
-        attention_mask[i, :n] = 1
-    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-    if images:
-        batch["pixel_values"] = processor.pixel_values(images)
-    return batch, keys
+    return processor.pad(encoded, images), keys
 
 
 def sequence_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, labels: torch.Tensor, mean: bool) -> torch.Tensor:

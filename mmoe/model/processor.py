@@ -67,24 +67,31 @@ class MMoEProcessor:
     def pixel_values(self, images: list[Image.Image]) -> torch.Tensor | None:
         return self.image_transform(images) if images else None
 
+    def pad(self, encoded: list[Encoded], images: list[Image.Image], side: str = "right", extra: int = 0) -> dict[str, torch.Tensor]:
+        """Pad encoded samples into a batch (labels -100 on padding); ``extra`` adds pad columns."""
+        width = max(len(e.input_ids) for e in encoded) + extra
+        input_ids = torch.full((len(encoded), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(encoded), width), IGNORE_INDEX, dtype=torch.long)
+        attention_mask = torch.zeros((len(encoded), width), dtype=torch.long)
+        for row, enc in enumerate(encoded):
+            n = len(enc.input_ids)
+            span = slice(width - n, width) if side == "left" else slice(0, n)
+            input_ids[row, span] = torch.tensor(enc.input_ids)
+            labels[row, span] = torch.tensor(enc.labels)
+            attention_mask[row, span] = 1
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        if images:
+            batch["pixel_values"] = self.pixel_values(images)
+        return batch
+
     def prompts(self, conversations: list[list[Turn]], images: list[list[Image.Image]]) -> dict[str, torch.Tensor]:
         """A left-padded batch of generation prompts (each ending with the assistant prefix)."""
         encoded = [self.encode(turns, add_generation_prompt=True) for turns in conversations]
         for i, (enc, imgs) in enumerate(zip(encoded, images)):
             if enc.num_images != len(imgs):
                 raise ImageTokenMismatch(f"prompt {i} has {enc.num_images} {self.image_token} placeholder(s) but {len(imgs)} image(s)")
-        width = max(len(e.input_ids) for e in encoded)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.full((len(encoded), width), pad, dtype=torch.long)
-        attention_mask = torch.zeros((len(encoded), width), dtype=torch.long)
-        for row, enc in enumerate(encoded):
-            n = len(enc.input_ids)
-            input_ids[row, width - n :] = torch.tensor(enc.input_ids)
-            attention_mask[row, width - n :] = 1
-        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
-        flat = [img for imgs in images for img in imgs]
-        if flat:
-            batch["pixel_values"] = self.pixel_values(flat)
+        batch = self.pad(encoded, [img for imgs in images for img in imgs], side="left")
+        del batch["labels"]
         return batch
 
     def decode(self, token_ids: torch.Tensor) -> list[str]:

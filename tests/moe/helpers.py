@@ -12,7 +12,6 @@ from mmoe.config.schema import MMoEConfig
 from mmoe.model.build import build_model
 from mmoe.model.joint import MMoEModel
 from mmoe.model.processor import MMoEProcessor
-from mmoe.model.splice import IGNORE_INDEX
 from mmoe.tokenization.templates import Turn
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -41,17 +40,4 @@ def make_batch(model: MMoEModel, samples=SAMPLES, extra_pad: int = 0) -> dict[st
         encoded.append(processor.encode([Turn("user", question), Turn("assistant", answer)]))
         if color is not None:
             images.append(Image.new("RGB", (32, 32), color))
-    width = max(len(e.input_ids) for e in encoded) + extra_pad
-    pad = model.tokenizer.pad_token_id
-    input_ids = torch.full((len(encoded), width), pad, dtype=torch.long)
-    labels = torch.full((len(encoded), width), IGNORE_INDEX, dtype=torch.long)
-    attention = torch.zeros((len(encoded), width), dtype=torch.long)
-    for row, enc in enumerate(encoded):
-        n = len(enc.input_ids)
-        input_ids[row, :n] = torch.tensor(enc.input_ids)
-        labels[row, :n] = torch.tensor(enc.labels)
-        attention[row, :n] = 1
-    batch = {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
-    if images:
-        batch["pixel_values"] = processor.pixel_values(images)
-    return batch
+    return processor.pad(encoded, images, extra=extra_pad)

@@ -61,7 +61,7 @@ def test_a_bad_sample_never_stops_training(tmp_path):
 
         processor = MMoEProcessor.from_model(model)
         dataset = _Broken(processor, 64)
-        return ResumableLoader(dataset, collate(model.tokenizer.pad_token_id, processor), random_plan(64, 8, 0))
+        return ResumableLoader(dataset, collate(processor), random_plan(64, 8, 0))
 
     with pytest.warns(UserWarning, match="skipping sample"):
         train(_cfg(tmp_path, "train.max_steps=4"), factory)

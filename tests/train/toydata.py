@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from PIL import Image
 
 from mmoe.model.processor import MMoEProcessor
-from mmoe.model.splice import IGNORE_INDEX
 from mmoe.tokenization import Turn
 from mmoe.train.loader import ResumableLoader, random_plan
 
@@ -28,26 +26,11 @@ class ColourDataset:
             turns, images = [Turn("user", "Say the word " + name), Turn("assistant", name)], []
         else:
             turns, images = [Turn("user", "<image>\nWhat colour?"), Turn("assistant", name)], [Image.new("RGB", (32, 32), COLOURS[name])]
-        enc = self.processor.encode(turns)
-        return {"id": f"toy-{i}", "input_ids": enc.input_ids, "labels": enc.labels, "images": images}
+        return {"encoded": self.processor.encode(turns), "images": images}
 
 
-def collate(pad_id: int, processor: MMoEProcessor):
-    def fn(samples: list[dict]) -> dict:
-        width = max(len(s["input_ids"]) for s in samples)
-        ids = torch.full((len(samples), width), pad_id)
-        labels = torch.full((len(samples), width), IGNORE_INDEX)
-        mask = torch.zeros((len(samples), width), dtype=torch.long)
-        for r, s in enumerate(samples):
-            n = len(s["input_ids"])
-            ids[r, :n], labels[r, :n], mask[r, :n] = torch.tensor(s["input_ids"]), torch.tensor(s["labels"]), 1
-        images = [img for s in samples for img in s["images"]]
-        batch = {"input_ids": ids, "labels": labels, "attention_mask": mask}
-        if images:
-            batch["pixel_values"] = processor.pixel_values(images)
-        return batch
-
-    return fn
+def collate(processor: MMoEProcessor):
+    return lambda samples: processor.pad([s["encoded"] for s in samples], [img for s in samples for img in s["images"]])
 
 
 def toy_factory(cfg, model, rank, world, n: int = 64, no_image_rank: int | None = None):
@@ -56,7 +39,7 @@ def toy_factory(cfg, model, rank, world, n: int = 64, no_image_rank: int | None 
     if no_image_rank is not None and rank == no_image_rank:
         dataset = [s for s in (dataset[i] for i in range(n)) if not s["images"]]
     plan = random_plan(len(dataset), cfg.train.micro_batch_size, cfg.train.seed, rank, world)
-    return ResumableLoader(dataset, collate(model.tokenizer.pad_token_id, processor), plan)
+    return ResumableLoader(dataset, collate(processor), plan)
 
 
 class WrappedLoader:
