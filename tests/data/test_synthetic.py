@@ -12,7 +12,7 @@ import pytest
 
 from mmoe.cli import main
 from mmoe.data.synthetic import generate_benchmarks, generate_training_set
-from mmoe.data.synthetic.generate import CIRCULAR_OFFSET, _benchmark_items, _turns
+from mmoe.data.synthetic.generate import CIRCULAR_OFFSET, MCQFormat, _benchmark_items, _turns
 from mmoe.eval import load_benchmark
 from mmoe.eval.prompts import user_message
 from mmoe.languages import MMMB_LANGUAGES, mmmb_file_code
@@ -52,16 +52,23 @@ def test_benchmarks_follow_vlmevalkit_layout(tmp_path):
         assert (group["image"].iloc[1:] == str(base)).all()
 
 
+@pytest.mark.parametrize("style", ["llava", "vlmevalkit"])
 @pytest.mark.parametrize("language", MMMB_LANGUAGES)
-def test_training_mcq_prompt_is_the_eval_llava_prompt(tmp_path, language):
-    """The demo trains on synthetic records and evaluates with style ``llava``: the prompts must match byte for byte."""
+def test_training_mcq_prompt_is_the_eval_prompt(tmp_path, language, style):
+    """Training records and evaluation build the multiple-choice prompt with the same code: byte for byte equal."""
     generate_benchmarks(tmp_path, n_per_language=8, seed=3, languages=[language])
     bench = load_benchmark(tmp_path / f"mmmb_{mmmb_file_code(language)}.tsv")
     items = _benchmark_items(8, random.Random("mmoe-synthetic-mmmb-3"))  # the questions behind the file's rows
     assert bench.language == language and len(bench.rows) == len(items) == 8
     for row, (_, question, _) in zip(bench.rows, items):
-        training_turn = _turns(question, language, mcq=True, first=True)[0]["value"]
-        assert training_turn.encode() == user_message(row, "llava").encode()
+        user, reply = _turns(question, language, MCQFormat(style, "text"), first=True)
+        assert user["value"].encode() == user_message(row, style).encode()
+        assert reply["value"] == row.options[row.answer]  # a text reply is the right option's text
+
+
+def test_mcq_format_rejects_unknown_answer():
+    with pytest.raises(ValueError, match="letter, text"):
+        MCQFormat(answer="number")
 
 
 def test_train_and_test_images_are_disjoint(tmp_path):

@@ -1,7 +1,7 @@
 """The synthetic multilingual shapes task: training conversations and held-out MCQ benchmarks.
 
-Training records are LLaVA JSON (one image each) mixing short answers and MCQ letter answers, some
-with a second question about the same image. Benchmarks are VLMEvalKit TSVs: MMMB
+Training records are LLaVA JSON (one image each) mixing short answers and multiple-choice answers,
+some with further questions about the same image. Benchmarks are VLMEvalKit TSVs: MMMB
 (``mmmb_{en,cn,pt,ar,tr,ru}.tsv``, the same images and questions in every language) and the
 multilingual MMBench layout (``mmbench_dev_{lang}.tsv``) with circular copies. Train and test draw
 from separate random streams and write separate images. Everything is a function of the seed.
@@ -45,6 +45,11 @@ def _value(scene: Scene, kind: str) -> str | int:
     return {"color": scene.colour, "shape": scene.shape, "count": scene.count, "position": scene.position}[kind]
 
 
+def _answerable(scene: Scene) -> list[str]:
+    """Question kinds this scene answers: colour and shape always, count for several shapes, position when placed."""
+    return [k for k in KINDS if (k != "count" or scene.count > 1) and (k != "position" or scene.position)]
+
+
 def sample_question(scene: Scene, kind: str, rng: random.Random) -> Question:
     value = _value(scene, kind)
     others = [v for v in _VALUES[kind] if v != value]
@@ -57,11 +62,31 @@ def option_texts(question: Question, language: str) -> dict[str, str]:
     return {string.ascii_uppercase[i]: answer_text(language, question.kind, v) for i, v in enumerate(question.options)}
 
 
-def _turns(question: Question, language: str, mcq: bool, first: bool) -> list[dict[str, str]]:
+MCQ_ANSWERS = ("letter", "text")
+
+
+@dataclass(frozen=True)
+class MCQFormat:
+    """How training records pose multiple-choice questions: the eval prompt style, and whether the
+    reply is the option's letter or its text (VLMEvalKit maps a reply equal to one option's text to
+    that option)."""
+
+    style: str = TRAINING_STYLE
+    answer: str = "letter"
+
+    def __post_init__(self) -> None:
+        if self.answer not in MCQ_ANSWERS:
+            raise ValueError(f"MCQ answer must be one of {', '.join(MCQ_ANSWERS)}, not {self.answer!r}")
+
+
+def _turns(question: Question, language: str, mcq: MCQFormat | None, first: bool) -> list[dict[str, str]]:
+    """One user/assistant pair: a multiple-choice question in ``mcq``'s format, or a short answer when ``mcq`` is None."""
     text = QUESTIONS[language][question.kind][question.phrasing]
-    if mcq:
-        user = mcq_prompt(text, option_texts(question, language), language, style=TRAINING_STYLE)
-        answer = string.ascii_uppercase[question.answer_index]
+    if mcq is not None:
+        options = option_texts(question, language)
+        user = mcq_prompt(text, options, language, style=mcq.style)
+        letter = string.ascii_uppercase[question.answer_index]
+        answer = letter if mcq.answer == "letter" else options[letter]
     else:
         user, answer = f"{text} {SHORT_ANSWER[language]}" if language != "zh" else text + SHORT_ANSWER[language], answer_text(language, question.kind, question.value)
     if first:
@@ -75,12 +100,17 @@ def generate_training_set(
     seed: int = 0,
     languages: list[str] | tuple[str, ...] = MMMB_LANGUAGES,
     mcq_fraction: float = 0.5,
-    second_question_fraction: float = 0.2,
+    extra_questions: int = 1,
+    extra_question_fraction: float = 0.2,
+    mcq_format: MCQFormat = MCQFormat(),
 ) -> Path:
     """Write ``n`` LLaVA records and their images under ``out_dir``; return the path of ``train.json``.
 
     Images are ``images/NNN/NNNNNN.png`` (64x64) relative to ``out_dir`` (the image root). Question
-    kinds (colour, shape, count, position) and languages are balanced by cycling.
+    kinds (colour, shape, count, position) and languages are balanced by cycling. Up to
+    ``extra_questions`` further turns (each kept with probability ``extra_question_fraction``) ask
+    about other attributes the same scene answers. A turn is multiple choice (in ``mcq_format``) with
+    probability ``mcq_fraction``, else a short answer.
     """
     out = Path(out_dir)
     rng = random.Random(f"mmoe-synthetic-train-{seed}")
@@ -90,10 +120,12 @@ def generate_training_set(
         kind = KINDS[(i // len(languages)) % len(KINDS)]
         scene = sample_scene(kind, rng)
         question = sample_question(scene, kind, rng)
-        conversation = _turns(question, language, rng.random() < mcq_fraction, first=True)
-        if rng.random() < second_question_fraction:
-            extra = sample_question(scene, rng.choice(("color", "shape")), rng)
-            conversation += _turns(extra, language, rng.random() < mcq_fraction, first=False)
+        conversation = _turns(question, language, mcq_format if rng.random() < mcq_fraction else None, first=True)
+        others = [k for k in _answerable(scene) if k != kind]
+        for extra_kind in rng.sample(others, min(extra_questions, len(others))):
+            if rng.random() < extra_question_fraction:
+                extra = sample_question(scene, extra_kind, rng)
+                conversation += _turns(extra, language, mcq_format if rng.random() < mcq_fraction else None, first=False)
         rel = f"images/{i // 1000:03d}/{i:06d}.png"
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
