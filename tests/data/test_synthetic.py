@@ -66,9 +66,11 @@ def test_training_mcq_prompt_is_the_eval_prompt(tmp_path, language, style):
         assert reply["value"] == row.options[row.answer]  # a text reply is the right option's text
 
 
-def test_mcq_format_rejects_unknown_answer():
+def test_mcq_format_rejects_unknown_style_or_answer():
     with pytest.raises(ValueError, match="letter, text"):
         MCQFormat(answer="number")
+    with pytest.raises(ValueError, match="style must be one of .*vlmevalkit"):
+        MCQFormat(style="qwen")
 
 
 def test_train_and_test_images_are_disjoint(tmp_path):

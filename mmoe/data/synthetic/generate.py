@@ -21,7 +21,7 @@ import pandas as pd
 from mmoe.data.records import IMAGE_TOKEN
 from mmoe.data.synthetic.draw import Scene, png_bytes, render, sample_scene
 from mmoe.data.synthetic.lexicon import COLOURS, COUNTS, KINDS, POSITIONS, QUESTIONS, SHAPES, SHORT_ANSWER, answer_text
-from mmoe.eval.prompts import TRAINING_STYLE, mcq_prompt
+from mmoe.eval.prompts import STYLES, TRAINING_STYLE, mcq_prompt
 from mmoe.languages import MMMB_LANGUAGES, mmmb_file_code
 
 CIRCULAR_OFFSET = 1_000_000
@@ -75,6 +75,8 @@ class MCQFormat:
     answer: str = "letter"
 
     def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise ValueError(f"MCQ prompt style must be one of {', '.join(STYLES)}, not {self.style!r}")
         if self.answer not in MCQ_ANSWERS:
             raise ValueError(f"MCQ answer must be one of {', '.join(MCQ_ANSWERS)}, not {self.answer!r}")
 
