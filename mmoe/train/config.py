@@ -33,10 +33,24 @@ class StageConfig(StrictModel):
         return self
 
 
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Reporter = Literal["tensorboard", "wandb"]
+
+
 class TrainConfig(StrictModel):
+    """How long (``max_steps`` or ``epochs``: exactly one), how fast, what is logged where, what is saved.
+
+    ``eval_every``: validation loss on ``data.eval`` every N optimizer steps (0 = only after the last step).
+    ``precision``: ``auto`` is bf16 on GPUs that have it, fp16 with dynamic loss scaling on GPUs that do
+    not (V100, T4), fp32 on CPU. ``report_to``: metric sinks besides ``metrics.jsonl`` (wandb runs offline
+    unless ``WANDB_MODE=online``).
+    """
+
     output_dir: str = "runs/train"
     init_from: str | None = None
-    max_steps: int = Field(100, gt=0)
+    max_steps: int | None = Field(None, gt=0)
+    epochs: float | None = Field(None, gt=0)
+    eval_every: int = Field(0, ge=0)
     seed: int = 0
     resume: str | None = "auto"
     deepspeed: str | None = None
@@ -48,11 +62,20 @@ class TrainConfig(StrictModel):
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     schedule: Literal["cosine", "constant"] = "cosine"
     max_grad_norm: float | None = 1.0
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Precision = "auto"
     log_every: int = Field(1, gt=0)
     save_every: int = Field(0, ge=0)
     keep_last: int = Field(2, gt=0)
     nonfinite: Literal["stop", "skip"] = "stop"
-    tensorboard: bool = True
+    report_to: list[Reporter] = Field(default_factory=lambda: ["tensorboard"])
+    wandb_project: str = "mmoe"
     progress: bool = True
     stage: StageConfig = StageConfig()
+
+    @model_validator(mode="after")
+    def _one_schedule_length(self) -> "TrainConfig":
+        if (self.max_steps is None) == (self.epochs is None):
+            given = "both are set" if self.max_steps is not None else "neither is set"
+            raise ValueError(f"set exactly one of train.max_steps or train.epochs ({given}; "
+                             "to switch a recipe's max_steps to epochs, also pass train.max_steps=null)")
+        return self

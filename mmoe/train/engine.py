@@ -15,8 +15,22 @@ from mmoe.train.config import TrainConfig
 DEFAULT_DEEPSPEED = Path(__file__).resolve().parents[2] / "configs" / "deepspeed" / "zero2.json"
 
 
-def use_bf16(cfg: TrainConfig) -> bool:
-    return cfg.precision == "bf16" or (cfg.precision == "auto" and torch.cuda.is_available())
+# Dynamic loss scaling (DeepSpeed's fp16 section): start at 2**16, halve on overflow, grow after 1000 clean steps.
+FP16_DEFAULTS = {"loss_scale": 0, "initial_scale_power": 16, "loss_scale_window": 1000, "hysteresis": 2, "min_loss_scale": 1}
+
+
+def resolve_precision(precision: str, cuda: bool, bf16_supported: bool) -> str:
+    """``auto``: bf16 where the GPU has it, fp16 (with loss scaling) on GPUs without it, fp32 on CPU."""
+    if precision != "auto":
+        return precision
+    if not cuda:
+        return "fp32"
+    return "bf16" if bf16_supported else "fp16"
+
+
+def training_precision(cfg: TrainConfig) -> str:
+    cuda = torch.cuda.is_available()
+    return resolve_precision(cfg.precision, cuda, cuda and torch.cuda.is_bf16_supported())
 
 
 def deepspeed_config(cfg: TrainConfig, world_size: int) -> dict[str, Any]:
@@ -37,21 +51,28 @@ def deepspeed_config(cfg: TrainConfig, world_size: int) -> dict[str, Any]:
         if ds.get(key, "auto") == "auto":
             ds[key] = value
     ds["train_batch_size"] = cfg.micro_batch_size * cfg.gradient_accumulation_steps * world_size
-    ds.setdefault("bf16", {})["enabled"] = use_bf16(cfg)
-    ds.pop("fp16", None)
+    precision = training_precision(cfg)
+    ds.setdefault("bf16", {})["enabled"] = precision == "bf16"
+    if precision == "fp16":
+        ds["fp16"] = {**FP16_DEFAULTS, **{k: v for k, v in ds.get("fp16", {}).items() if v != "auto"}, "enabled": True}
+    else:
+        ds.pop("fp16", None)
     ds["zero_allow_untested_optimizer"] = True
     ds.setdefault("steps_per_print", 10**9)
     return ds
 
 
-def build_engine(model: torch.nn.Module, cfg: TrainConfig, groups: list[dict], world_size: int):
-    """Wrap the model with DeepSpeed; the optimizer is torch AdamW so each group keeps its own lr."""
+def build_engine(model: torch.nn.Module, cfg: TrainConfig, groups: list[dict], world_size: int, total_steps: int):
+    """Wrap the model with DeepSpeed; the optimizer is torch AdamW so each group keeps its own lr.
+
+    ``total_steps`` is the schedule's length (``max_steps``, or ``epochs`` converted by the loop).
+    """
     import deepspeed
 
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    warmup = int(cfg.warmup_ratio * cfg.max_steps)
+    warmup = int(cfg.warmup_ratio * total_steps)
     if cfg.schedule == "cosine":
-        scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, cfg.max_steps)
+        scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
     else:
         scheduler = get_constant_schedule_with_warmup(optimizer, warmup)
     engine, optimizer, _, scheduler = deepspeed.initialize(

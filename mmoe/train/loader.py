@@ -61,6 +61,10 @@ class ResumableLoader:
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position}
 
+    def batches_per_epoch(self) -> int:
+        """This rank's micro-batches in one epoch (what ``train.epochs`` is converted with)."""
+        return len(self.plan(0))
+
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
 

@@ -1,7 +1,8 @@
-"""The training loop: stage -> DeepSpeed engine -> resume -> steps (logging, non-finite guard, checkpoints)."""
+"""The training loop: stage -> DeepSpeed engine -> resume -> steps (logging, validation, non-finite guard, checkpoints)."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,9 @@ from mmoe.train.checkpoint import export_model, latest_checkpoint, load_checkpoi
 from mmoe.train.distributed import all_true, init_distributed
 from mmoe.train.engine import build_engine
 from mmoe.train.metrics import MetricsLogger
+from mmoe.train.reporters import require_wandb
 from mmoe.train.stages import apply_stage, optimizer_groups
+from mmoe.train.validation import validation_loss
 
 
 class NonFiniteError(MMoEError):
@@ -59,11 +62,23 @@ def build_training_model(cfg: MMoEConfig):
     return model
 
 
-def train(cfg: MMoEConfig, data_factory=None) -> TrainResult:
-    """Run (or resume) training as the recipe says; returns where the final model went."""
+def total_steps(epochs: float, batches_per_epoch: int, accumulation: int) -> int:
+    """Optimizer steps in ``epochs`` passes over this rank's batches (a partial last step counts)."""
+    return max(1, math.ceil(epochs * batches_per_epoch / accumulation))
+
+
+def train(cfg: MMoEConfig, data_factory=None, eval_factory=None) -> TrainResult:
+    """Run (or resume) training as the recipe says; returns where the final model went.
+
+    ``data_factory(cfg, model, rank, world)`` gives the resumable training loader and
+    ``eval_factory`` (same arguments) the ``(batch, counted)`` validation batches or None;
+    both default to the recipe's ``data.train`` / ``data.eval``.
+    """
     if cfg.train is None:
         raise MMoEError("the recipe has no 'train' section")
     tcfg = cfg.train
+    if "wandb" in tcfg.report_to:
+        require_wandb()
     output_dir = Path(tcfg.output_dir)
     rank, world = init_distributed()
     model = build_training_model(cfg)
@@ -71,8 +86,14 @@ def train(cfg: MMoEConfig, data_factory=None) -> TrainResult:
     torch.manual_seed(tcfg.seed + rank)
     if data_factory is None:
         from mmoe.train.data import build_train_loader as data_factory
+    if eval_factory is None:
+        from mmoe.train.data import build_eval_batches as eval_factory
     loader = data_factory(cfg, model, rank, world)
-    engine, optimizer, scheduler = build_engine(model, tcfg, optimizer_groups(model, tcfg, trainable), world)
+    eval_batches = eval_factory(cfg, model, rank, world)
+    if tcfg.eval_every and eval_batches is None:
+        raise ConfigError(f"train.eval_every={tcfg.eval_every} needs validation data: set data.eval to prepared dataset directories")
+    steps = tcfg.max_steps or total_steps(tcfg.epochs, loader.batches_per_epoch(), tcfg.gradient_accumulation_steps)
+    engine, optimizer, scheduler = build_engine(model, tcfg, optimizer_groups(model, tcfg, trainable), world, steps)
     if tcfg.nonfinite == "skip" and engine.zero_optimization_stage() == 3:
         raise ConfigError("train.nonfinite=skip needs ZeRO stage 0-2 (ZeRO-3 partitions the parameters); use stop")
 
@@ -82,14 +103,18 @@ def train(cfg: MMoEConfig, data_factory=None) -> TrainResult:
         client = load_checkpoint(engine, resume_from, rank)
         start_step = int(client["step"])
         loader.load_state_dict(client["data"])
-    metrics = MetricsLogger(output_dir, rank, tcfg.max_steps, start_step, tcfg.tensorboard, tcfg.progress)
+    metrics = MetricsLogger(
+        output_dir, rank=rank, total_steps=steps, start_step=start_step, report_to=tcfg.report_to,
+        progress=tcfg.progress, run_config=cfg.model_dump(mode="json"), wandb_project=tcfg.wandb_project,
+    )
     batches = iter(loader)
     engine.train()
     loss_value = float("nan")
     history: list[float] = []
     try:
-        for step in range(start_step + 1, tcfg.max_steps + 1):
+        for step in range(start_step + 1, steps + 1):
             began = time.perf_counter()
+            lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}  # the lr this step's update uses
             totals: dict[str, float] = {}
             tokens = 0
             skipped = 0
@@ -117,29 +142,34 @@ def train(cfg: MMoEConfig, data_factory=None) -> TrainResult:
                         totals[name] = totals.get(name, 0.0) + _mean_across_ranks(value) / tcfg.gradient_accumulation_steps
                 engine.step()
             grad_norm = engine.get_global_grad_norm()
-            if grad_norm is not None and not torch.isfinite(torch.as_tensor(grad_norm)):
+            # fp16: an overflow is the loss scaler's signal (DeepSpeed skipped the update and lowered the scale).
+            overflow = engine.fp16_enabled() and not engine.was_step_applied()
+            if grad_norm is not None and not overflow and not torch.isfinite(torch.as_tensor(grad_norm)):
                 raise NonFiniteError(
                     f"non-finite gradient norm at step {step}; last good checkpoint: {latest_checkpoint(output_dir) or 'none'}"
                 )
             elapsed = time.perf_counter() - began
             loss_value = totals.get("loss", float("nan"))
             history.append(loss_value)
-            if step % tcfg.log_every == 0 or step == tcfg.max_steps:
+            evaluate = eval_batches is not None and ((tcfg.eval_every and step % tcfg.eval_every == 0) or step == steps)
+            if step % tcfg.log_every == 0 or step == steps or evaluate:
                 metrics.log(step, {
                     **totals,
-                    "lr": {g["name"]: g["lr"] for g in optimizer.param_groups},
+                    **({"eval": {"loss": validation_loss(engine, eval_batches)}} if evaluate else {}),
+                    "lr": lrs,
                     "grad_norm": float(grad_norm) if grad_norm is not None else None,
                     "tokens_per_s": tokens * world / max(elapsed, 1e-9),
                     "skipped_microbatches": skipped,
                     "truncated_samples": truncated,
                     "bad_samples": len(getattr(loader, "skipped", [])),
                     "router": _router_summary(out.router_stats),
+                    **({"loss_scale": float(optimizer.loss_scale), "overflow": overflow} if engine.fp16_enabled() else {}),
                 })
-            if (tcfg.save_every and step % tcfg.save_every == 0) or step == tcfg.max_steps:
+            if (tcfg.save_every and step % tcfg.save_every == 0) or step == steps:
                 client = {"step": step, "data": loader.state_dict()}
                 save_checkpoint(engine, model, output_dir, step, client, tcfg.keep_last, rank)
     finally:
         metrics.close()
     model_dir = output_dir / "model"
     export_model(engine, model, model_dir, rank)
-    return TrainResult(output_dir, tcfg.max_steps, loss_value, model_dir, history)
+    return TrainResult(output_dir, steps, loss_value, model_dir, history)

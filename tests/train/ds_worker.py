@@ -33,7 +33,7 @@ def main(out_dir: str, zero: str, recipes: list[str]) -> None:
         cfg = load_config(path, [
             f"train.output_dir={out_dir}/{zero}-{name}", "train.max_steps=3", "train.micro_batch_size=4",
             f"train.deepspeed=configs/deepspeed/{zero}.json", "train.resume=none", "train.progress=false",
-            "train.tensorboard=false", f"train.stage.trainable=[{trainable}]", "train.lr=1e-3",
+            "train.report_to=[]", f"train.stage.trainable=[{trainable}]", "train.lr=1e-3",
         ])
         captured = {}
 

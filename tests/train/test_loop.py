@@ -16,7 +16,7 @@ from mmoe.train.stages import apply_stage, optimizer_groups, param_group
 from tests.conftest import CONFIGS
 from tests.train.toydata import ColourDataset, WrappedLoader, collate, toy_factory
 
-QUIET = ["train.progress=false", "train.tensorboard=false", "train.resume=none", "train.micro_batch_size=8"]
+QUIET = ["train.progress=false", "train.report_to=[]", "train.resume=none", "train.micro_batch_size=8"]
 
 
 def _cfg(tmp_path, *extra):
@@ -102,7 +102,7 @@ def test_nan_loss_can_skip_the_step(tmp_path):
     ("parrot.yaml", ["projector", "moe_projector"], {"projector", "moe_projector"}),
 ])
 def test_stages_train_only_their_groups(recipe, trainable, expected):
-    cfg = load_config(CONFIGS / recipe, [f"train.stage.trainable=[{','.join(trainable)}]"])
+    cfg = load_config(CONFIGS / recipe, ["train.max_steps=1", f"train.stage.trainable=[{','.join(trainable)}]"])
     model = build_model(cfg)
     groups = apply_stage(model, cfg.train.stage)
     assert set(groups) == expected
@@ -112,11 +112,11 @@ def test_stages_train_only_their_groups(recipe, trainable, expected):
 
 
 def test_stage_naming_a_group_the_model_lacks_is_an_error():
-    cfg = load_config(CONFIGS / "tiny.yaml", ["train.stage.trainable=[routers]"])
+    cfg = load_config(CONFIGS / "tiny.yaml", ["train.max_steps=1", "train.stage.trainable=[routers]"])
     with pytest.raises(ConfigError, match="no such parameters"):
         apply_stage(build_model(cfg), cfg.train.stage)
 
 
 def test_stage_lr_for_a_frozen_group_is_an_error():
     with pytest.raises(ConfigError, match="not in trainable"):
-        load_config(CONFIGS / "tiny.yaml", ["train.stage.trainable=[projector]", "train.stage.lr={llm: 1.0e-4}"])
+        load_config(CONFIGS / "tiny.yaml", ["train.max_steps=1", "train.stage.trainable=[projector]", "train.stage.lr={llm: 1.0e-4}"])

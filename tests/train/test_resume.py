@@ -21,7 +21,7 @@ from tests.conftest import CONFIGS, ROOT
 from tests.train.toydata import WrappedLoader, toy_factory
 
 BASE = ["train.max_steps=12", "train.micro_batch_size=4", "train.gradient_accumulation_steps=2", "train.lr=3e-3",
-        "train.save_every=4", "train.progress=false", "train.tensorboard=false", "train.stage.trainable=[projector,llm]"]
+        "train.save_every=4", "train.progress=false", "train.report_to=[]", "train.stage.trainable=[projector,llm]"]
 
 
 def _losses(out: Path) -> list[tuple[int, float]]:

@@ -51,5 +51,8 @@ class WrappedLoader:
     def state_dict(self):
         return self.loader.state_dict()
 
+    def batches_per_epoch(self) -> int:
+        return self.loader.batches_per_epoch()
+
     def load_state_dict(self, state):
         self.loader.load_state_dict(state)
