@@ -17,6 +17,7 @@ from mmoe.errors import MMoEError
 from mmoe.model.build import build_model
 from mmoe.model.checkpoint import save_model
 from mmoe.model.joint import MMoEModel
+from mmoe.model.parts import MOE_GROUPS, parameter_groups
 from mmoe.model.projector import MLPProjector
 from mmoe.model.vision.hf import HFVisionTower
 from mmoe.tokenization.tokenizer import load_tokenizer
@@ -82,8 +83,9 @@ def import_hf_llava(source: str | Path) -> MMoEModel:
 def _check_exportable(model: MMoEModel) -> None:
     cfg = model.config.model
     problems = []
-    if model.moe_module_names:
-        problems.append(f"it has {len(model.moe_module_names)} MoE modules in the LLM")
+    moe = sorted({group for group in parameter_groups(model).values() if group in MOE_GROUPS})
+    if moe:
+        problems.append(f"it has parameters in the expert groups {moe}")
     if not isinstance(model.projector, MLPProjector) or model.projector.kind != "mlp2x_gelu":
         problems.append(f"its projector is {type(model.projector).__name__}, not a plain mlp2x_gelu")
     if cfg.vision.backend != "hf":

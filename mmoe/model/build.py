@@ -11,7 +11,7 @@ from mmoe.model.joint import MMoEModel
 from mmoe.model.llm import build_llm
 from mmoe.model.projector import build_projector
 from mmoe.model.vision import build_vision_tower
-from mmoe.moe.inject import inject_moe
+from mmoe.moe.integration.inject import inject_moe
 from mmoe.tokenization.tokenizer import load_tokenizer
 
 
@@ -20,12 +20,9 @@ def build_model(cfg: MMoEConfig, tokenizer_dir: Path | None = None, preprocessin
     torch.manual_seed(cfg.model.seed)
     vision = build_vision_tower(cfg.model.vision, preprocessing_dir)
     llm = build_llm(cfg.model.llm)
-    moe_names = ["llm." + name for name in inject_moe(llm, cfg.model.moe)] if cfg.model.moe is not None else []
+    if cfg.model.moe is not None:
+        inject_moe(llm, cfg.model.moe)
     tokenizer = load_tokenizer(cfg.model.tokenizer, cfg.model.llm.name, tokenizer_dir)
     llm_width = llm.get_input_embeddings().embedding_dim
     projector = build_projector(cfg.model.projector, vision.hidden_size, llm_width)
-    if cfg.model.projector.moe is not None:
-        moe_names.append("projector")
-    model = MMoEModel(cfg, vision, projector, llm, tokenizer)
-    model.moe_module_names = moe_names
-    return model
+    return MMoEModel(cfg, vision, projector, llm, tokenizer)

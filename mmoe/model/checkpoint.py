@@ -28,6 +28,7 @@ from mmoe.config.schema import MMoEConfig
 from mmoe.errors import MMoEError
 from mmoe.model.build import build_model
 from mmoe.model.joint import MMoEModel
+from mmoe.model.parts import buffer_groups, parameter_groups
 
 CONFIG_FILE = "mmoe_config.yaml"
 WEIGHTS_FILE = "model.safetensors"
@@ -61,6 +62,15 @@ def _reloadable_base(cfg: MMoEConfig) -> bool:
     return vision_ok and cfg.model.llm.name is not None
 
 
+def _trainable_state_keys(model: MMoEModel) -> set[str]:
+    """Trainable parameters, plus the buffers declared as state of a group that trains (e.g. the aux
+    routers' ``trained`` flag)."""
+    keys = {name for name, p in model.named_parameters() if p.requires_grad}
+    groups = parameter_groups(model)
+    training = {groups[name] for name in keys}
+    return keys | {name for name, group in buffer_groups(model).items() if group in training}
+
+
 def save_model(model: MMoEModel, directory: str | Path, weights: Literal["auto", "full", "trainable"] = "auto") -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -68,8 +78,7 @@ def save_model(model: MMoEModel, directory: str | Path, weights: Literal["auto",
         weights = "trainable" if _reloadable_base(model.config) else "full"
     state = model.state_dict()
     if weights == "trainable":
-        trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-        state = {k: v for k, v in state.items() if k in trainable}
+        state = {k: v for k, v in state.items() if k in _trainable_state_keys(model)}
     save_file(_without_aliases(state), str(directory / WEIGHTS_FILE), metadata={"format": "pt", "kind": weights})
     (directory / KIND_FILE).write_text(json.dumps({"kind": weights}))
     (directory / CONFIG_FILE).write_text(yaml.safe_dump(model.config.model_dump(mode="json"), sort_keys=False, allow_unicode=True))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from torch import nn
 
 from mmoe.model.joint import MMoEModel
+from mmoe.model.parts import group_sizes
+from mmoe.train.config import GROUPS
 from mmoe.moe.cost import format_costs, moe_costs
 
 
@@ -49,6 +51,8 @@ def describe(model: MMoEModel) -> str:
         f"llm: {llm_name}, {model.llm.config.num_hidden_layers} layers, width {model.llm.config.hidden_size}",
         f"tokenizer: {len(model.tokenizer)} tokens, chat template {cfg.tokenizer.chat_template}",
     ]
+    sizes = group_sizes(model)
+    lines += ["", "parameter groups: " + ", ".join(f"{group} {_fmt(sizes[group])}" for group in GROUPS if group in sizes)]
     costs = format_costs(moe_costs(model))
     if costs:
         lines += [""] + costs

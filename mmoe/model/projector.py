@@ -1,28 +1,19 @@
 """Projectors from the vision width to the LLM width.
 
-A projector is called as ``projector(features, prompt)``: ``prompt`` carries the prompt-token
-embeddings of each image's sample, which text-conditioned projectors (Parrot's MoE) read and
-plain projectors ignore.
+Every projector is called as ``projector(features, prompt, records)``: ``prompt`` carries the
+prompt-token embeddings of each image's sample and ``records`` collects router statistics;
+text-conditioned projectors (Parrot's MoE) read both, plain projectors ignore them.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from mmoe.config.errors import ConfigError
 from mmoe.config.schema import ProjectorConfig
-from mmoe.moe.parrot import ParrotProjector
-
-
-@dataclass
-class PromptContext:
-    """Per image: the word embeddings of its sample's prompt tokens (``[N_img, L, D]``) and their mask."""
-
-    embeds: torch.Tensor
-    mask: torch.Tensor
+from mmoe.moe.core.context import RoutingRecords
+from mmoe.moe.methods.parrot import ParrotProjector, PromptContext
 
 
 class MLPProjector(nn.Module):
@@ -40,7 +31,7 @@ class MLPProjector(nn.Module):
         else:
             self.layers = nn.Sequential(nn.Linear(vision_width, llm_width), nn.GELU(), nn.Linear(llm_width, llm_width))
 
-    def forward(self, features: torch.Tensor, prompt: PromptContext | None = None) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, prompt: PromptContext | None = None, records: RoutingRecords | None = None) -> torch.Tensor:
         return self.layers(features)
 
 
@@ -49,4 +40,4 @@ def build_projector(cfg: ProjectorConfig, vision_width: int, llm_width: int) -> 
     mlp = MLPProjector(cfg.type, vision_width, llm_width)
     if cfg.moe is None:
         return mlp
-    return ParrotProjector(mlp, cfg.moe, llm_width)
+    return ParrotProjector(mlp_layers=mlp.layers, cfg=cfg.moe, width=llm_width)

@@ -1,13 +1,19 @@
-"""Expert layers: one composable MoE core (router x expert bank x dispatch, optionally in modality
-groups), its injection into Hugging Face LLM MLP blocks, and the Parrot MoE projector.
+"""Expert layers: one composable MoE core, the paper methods built on it, and its integration.
 
-Built from the recipe by ``mmoe.model.build_model`` (``model.moe`` for the LLM's MLP blocks,
-``model.projector.moe`` for Parrot). Parameter names, for stages that freeze or train parts:
+Reading order:
 
-- routers: ``llm.model.layers.<i>.mlp.core[.groups.<text|image>].router[.main].gate.weight``
-- MoMa aux routers: ``...router.aux_router.w{1,2}.weight`` (built frozen; see ``mmoe.moe.moma``)
-- experts: ``...mlp.core[.groups.<g>].experts.*`` (LoRA: ``experts.deltas.<proj>.lora_{A,B}``;
-  FFN: ``experts.{gate,up,down}_proj``); the adapted dense MLP stays at ``...mlp.base.*``
-- attention LoRA: ``llm.model.layers.<i>.self_attn.<q|k|v|o>_proj.lora_{A,B}``
-- Parrot: ``projector.router.gate.weight``, ``projector.experts.*`` (MLP projector: ``projector.layers.*``)
+- ``core/``: ``routers`` (which experts, with what weight: a ``RouterOutput`` with a
+  ``RoutingPlan``), ``experts`` (what an expert is: LoRA deltas or FFNs), ``dispatch`` (how tokens
+  reach experts: a per-expert loop reference and grouped/wide fast paths), ``layer`` (``MoELayer`` =
+  router x experts x dispatch; ``MoEBlock``, which replaces an LLM MLP), ``losses``, ``stats``,
+  ``context`` (the per-call routing contract), ``lora_linear`` (dense LoRA with ``merge()``).
+- ``methods/``: ``parrot`` (the prompt-conditioned MoE projector and its prompt context), ``moma``
+  (modality groups and the aux routers that make expert choice causal).
+- ``integration/``: ``build`` (an ``MoEBlock`` from ``model.moe``) and ``inject`` (into the MLP
+  blocks of a Hugging Face causal LM, without touching its classes).
+- ``cost``: parameters and FLOPs per token, asked of routers and expert banks.
+- ``config``: the ``model.moe`` and ``model.projector.moe`` recipe sections.
+
+Which training group a parameter belongs to is declared by its module (``declared_groups()``),
+never read from its name: see ``mmoe.model.parts``.
 """

@@ -21,6 +21,15 @@ def unsupported_architecture(model_type: str) -> str:
     return (
         f"MoE injection does not support LLM architecture '{model_type}'; supported (gate/up/down MLP blocks): "
         + ", ".join(SUPPORTED_ARCHITECTURES)
+        + ". An LLM that is itself a mixture of experts (Mixtral, Qwen2-MoE, OLMoE, ...) trains as it is, its own "
+        "experts and gates in the 'llm' group; routed PEFT experts beside them (PERFT) are not supported yet"
+    )
+
+
+def renormalization_error(top_k: int) -> str:
+    return (
+        f"renormalize=true with top_k={top_k}: renormalising one chosen expert makes its weight exactly 1, so "
+        "the LM loss sends the router no gradient; top-1 uses the gate probability (Switch). Renormalise only with top_k >= 2"
     )
 
 
@@ -83,19 +92,30 @@ class ExpertsConfig(StrictModel):
 class RouterConfig(StrictModel):
     """Which experts each token uses.
 
-    ``top_k``: token choice (each token picks ``k``; causal). ``expert_choice``: each expert picks its
-    ``ceil(capacity_factor * T / E)`` best tokens of the batch (non-causal; MoMa). ``soft``: every
-    expert, weighted by the scores. ``none``: a single expert and no router (plain LoRA / dense FFN).
-    Scores are computed in float32. ``jitter`` multiplies router inputs by U(1-j, 1+j) in training.
+    ``top_k``: token choice (each token picks ``k``; causal). Top-1 weights the chosen expert by its
+    gate probability (Switch), so the LM loss trains the router; ``renormalize`` (k >= 2 only)
+    rescales the k chosen weights to sum to 1 (Mixtral). ``expert_choice``: each expert picks its
+    ``ceil(capacity_factor * T / E)`` best tokens of the batch (non-causal; MoMa): at inference it
+    needs trained aux routers, or ``causal_fallback`` (each token takes its top-round(capacity_factor)
+    experts by score). ``soft``: every expert, weighted by the scores. ``none``: a single expert and
+    no router (plain LoRA / dense FFN). Scores are computed in float32. ``jitter`` multiplies router
+    inputs by U(1-j, 1+j) in training.
     """
 
     type: Literal["top_k", "expert_choice", "soft", "none"] = "top_k"
     top_k: int = Field(1, gt=0)
     score: Literal["softmax", "sigmoid"] = "softmax"
-    renormalize: bool = True
+    renormalize: bool = False
     jitter: float = Field(0.0, ge=0.0, lt=1.0)
     capacity_factor: float = Field(1.0, gt=0)
+    causal_fallback: bool = False
     init_std: float = Field(0.02, gt=0)
+
+    @model_validator(mode="after")
+    def _renormalize(self) -> "RouterConfig":
+        if self.type == "top_k" and self.renormalize and self.top_k < 2:
+            raise ValueError(f"moe.router: {renormalization_error(self.top_k)}")
+        return self
 
 
 class LossesConfig(StrictModel):
@@ -104,11 +124,14 @@ class LossesConfig(StrictModel):
     ``balance``: Switch load balance ``E * sum_i f_i P_i`` (1.0 at perfect balance), with ``f_i`` the
     share of routing assignments (``switch``) or of top-1 choices (``gshard``) that expert i received.
     ``z_loss``: ST-MoE router z-loss ``mean(logsumexp(logits)^2)``.
+    ``reduce``: how each loss combines over MoE layers (and modality groups): ``mean`` as HF Mixtral
+    and Switch Transformers do, or ``sum`` as MoE-LLaVA does (the value then grows with depth).
     """
 
     balance: float = Field(0.0, ge=0.0)
     balance_type: Literal["switch", "gshard"] = "switch"
     z_loss: float = Field(0.0, ge=0.0)
+    reduce: Literal["mean", "sum"] = "mean"
 
 
 class AuxRouterConfig(StrictModel):
@@ -186,7 +209,9 @@ class ParrotConfig(StrictModel):
     ``expert``: ``swiglu`` (released code) or ``silu_mlp`` (the paper's two-linear SiLU MLP).
     ``residual``: ``paper`` G = H + alpha*MoE(H), or ``code`` G = MoE(H) + alpha*H (released code, alpha 0.1).
     ``intermediate_size`` defaults to the LLM width. ``top_k`` (optional, beyond the paper) keeps only
-    the k best experts per image. ``bypass`` skips the MoE (stage 1 trains the MLP projector only).
+    the k best experts per image (weights renormalised for k >= 2; top-1 keeps its gate probability).
+    ``init_std``: Gaussian init of router and expert weights; None is nn.Linear's default, as the released
+    code. ``bypass`` skips the MoE (stage 1 trains the MLP projector only).
     """
 
     num_experts: int = Field(6, gt=0)
@@ -197,7 +222,7 @@ class ParrotConfig(StrictModel):
     top_k: int | None = Field(None, gt=0)
     bypass: bool = False
     dispatch: Literal["fast", "loop"] = "fast"
-    init_std: float = Field(0.02, gt=0)
+    init_std: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _top_k(self) -> "ParrotConfig":

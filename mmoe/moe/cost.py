@@ -1,9 +1,10 @@
 """Parameter and compute accounting of the expert layers (what ``mmoe info`` prints).
 
 Per token and per expert layer: the parameters a token touches (router, the experts it reaches,
-and for LoRA experts the frozen base MLP they adapt) and the forward FLOPs (2 per multiply-add).
-Expected experts per token: ``k`` (token choice), ``capacity_factor`` (expert choice, on
-average), all (soft), 1 (no router). Null experts cost nothing and are not counted.
+and for LoRA experts the frozen base MLP they adapt), and the forward FLOPs (2 per multiply-add)
+of what the dispatch actually computes: the fast LoRA path runs every expert's A and B for every
+token, so its FLOPs count all E experts. Routers report their expected experts per token
+(``expected_experts()``) and banks their cost (``cost_per_token()``). Null experts cost nothing.
 """
 
 from __future__ import annotations
@@ -12,12 +13,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from mmoe.moe.experts import LoRAExperts
-from mmoe.moe.groups import ModalityGroups
-from mmoe.moe.layer import MoEBlock, MoELayer
-from mmoe.moe.moma import AuxRoutedRouter
-from mmoe.moe.parrot import ParrotProjector
-from mmoe.moe.routers import ExpertChoiceRouter, FixedRouter, SoftRouter, TopKRouter
+from mmoe.moe.core.layer import MoEBlock
+from mmoe.moe.methods.parrot import ParrotProjector
 
 
 @dataclass
@@ -31,37 +28,28 @@ class LayerCost:
     expert_params: int
     router_params: int
     active_params: float
-    flops: float
+    computed_params: float
+
+    @property
+    def flops(self) -> float:
+        """Forward FLOPs per token: 2 per multiply-add over the parameters the forward computes with."""
+        return 2 * self.computed_params
 
 
 def _n(module: nn.Module | None) -> int:
     return 0 if module is None else sum(p.numel() for p in module.parameters())
 
 
-def experts_per_token(router: nn.Module) -> float:
-    if isinstance(router, AuxRoutedRouter):
-        return experts_per_token(router.main)
-    if isinstance(router, TopKRouter):
-        return float(router.top_k)
-    if isinstance(router, ExpertChoiceRouter):
-        return float(router.capacity_factor)
-    if isinstance(router, SoftRouter):
-        return float(router.num_experts)
-    if isinstance(router, FixedRouter):
-        return 1.0
-    raise TypeError(f"no cost model for router {type(router).__name__}")
-
-
-def _layer_cost(name: str, group: str, layer: MoELayer, base: nn.Module | None) -> LayerCost:
-    bank = layer.experts
-    k = experts_per_token(layer.router)
-    real_share = bank.num_experts / (bank.num_experts + bank.num_null)
-    k_real = min(k * real_share, float(bank.num_experts)) if bank.num_null else k
-    base_params = _n(base) if isinstance(bank, LoRAExperts) else 0
-    router = _n(layer.router)
-    active = base_params + router + k_real * bank.params_per_expert
-    kind = "lora" if isinstance(bank, LoRAExperts) else f"ffn/{bank.kind}"
-    return LayerCost(name, group, kind, bank.num_experts, bank.num_null, k, _n(bank), router, active, 2 * active)
+def _layer_cost(*, name: str, group: str, kind: str, router: nn.Module, bank: nn.Module, dispatch, base: nn.Module | None) -> LayerCost:
+    """Asks the router how many experts a token reaches and the bank what that costs."""
+    k = router.expected_experts()
+    k_real = min(k * bank.num_experts / (bank.num_experts + bank.num_null), float(bank.num_experts)) if bank.num_null else k
+    active, computed = bank.cost_per_token(k_real, dispatch)
+    fixed = _n(base) + _n(router)
+    return LayerCost(
+        name=name, group=group, kind=kind, experts=bank.num_experts, null_experts=bank.num_null, experts_per_token=k,
+        expert_params=_n(bank), router_params=_n(router), active_params=fixed + active, computed_params=fixed + computed,
+    )
 
 
 def moe_costs(model: nn.Module) -> list[LayerCost]:
@@ -69,13 +57,16 @@ def moe_costs(model: nn.Module) -> list[LayerCost]:
     rows = []
     for name, module in model.named_modules():
         if isinstance(module, MoEBlock):
-            groups = module.core.groups.items() if isinstance(module.core, ModalityGroups) else [("-", module.core)]
-            rows += [_layer_cost(name, group, layer, module.base) for group, layer in groups]
+            for group, layer in module.core.expert_layers().items():
+                rows.append(_layer_cost(
+                    name=name, group=group, kind=layer.experts.label, router=layer.router, bank=layer.experts,
+                    dispatch=layer.dispatch, base=module.base,
+                ))
         elif isinstance(module, ParrotProjector):
-            bank = module.experts
-            k = experts_per_token(module.router)
-            active = k * bank.params_per_expert
-            rows.append(LayerCost(name, "visual", f"parrot/{bank.kind}", bank.num_experts, 0, k, _n(bank), _n(module.router), active, 2 * active))
+            rows.append(_layer_cost(
+                name=name, group="visual", kind=f"parrot/{module.experts.kind}", router=module.router, bank=module.experts,
+                dispatch=module.dispatch, base=None,
+            ))
     return rows
 
 
@@ -91,7 +82,7 @@ def format_costs(rows: list[LayerCost]) -> list[str]:
     if not rows:
         return []
     lines = [
-        "expert layers (active = touched per token; FLOPs = forward, 2 per multiply-add):",
+        "expert layers (active = parameters a token touches; FLOPs = forward as dispatched, 2 per multiply-add):",
         f"  {'layer':<26}{'group':<8}{'kind':<12}{'experts':>8}{'k':>6}{'expert params':>15}{'router':>9}{'active/token':>14}{'FLOPs/token':>13}",
     ]
     for r in rows:

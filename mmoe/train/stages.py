@@ -1,47 +1,32 @@
-"""Stages: classify every parameter into a group, freeze what a stage does not train, build optimizer groups.
+"""Stages: freeze what a stage does not train, build optimizer groups.
 
-Groups: ``vision`` (the tower), ``projector`` (the MLP projector), ``moe_projector`` (Parrot's experts and
-router), ``llm`` (the base LLM), ``experts`` (expert weights injected into the LLM: LoRA or FFN experts),
-``routers`` (router weights injected into the LLM), ``aux_routers`` (MoMa's causal auxiliary routers,
-trained in their own phase with BCE against the expert-choice assignments). Plain LoRA adapters on attention count as ``experts``:
-they are the adapter weights trained beside the experts. Parrot's stage-1 bypass is ``model.projector.moe.bypass``.
+Each parameter's group is declared by the module that owns it (``mmoe.model.parts``): ``vision``,
+``projector``, ``moe_projector`` (Parrot), ``llm`` (the base LLM, an HF MoE LLM's own experts
+included), ``experts`` (LoRA/FFN experts and dense attention LoRA), ``routers``, ``aux_routers``
+(MoMa's causal aux routers, trained in their own phase). Parrot's stage-1 bypass is
+``model.projector.moe.bypass``.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
+from mmoe.config.errors import ConfigError
+from mmoe.model.parts import parameter_groups
 from mmoe.train.config import StageConfig, TrainConfig
-
-
-def param_group(name: str) -> str:
-    """The stage group of a parameter, from its dotted name in the MMoEModel."""
-    parts = name.split(".")
-    if parts[0] == "vision_tower":
-        return "vision"
-    if parts[0] == "projector":
-        return "moe_projector" if parts[1] in ("router", "experts") else "projector"
-    if "aux_router" in parts:
-        return "aux_routers"
-    if any("router" in p for p in parts):
-        return "routers"
-    if any(p.startswith("expert") or p.startswith("lora") for p in parts):
-        return "experts"
-    return "llm"
 
 
 def apply_stage(model: nn.Module, stage: StageConfig) -> dict[str, list[str]]:
     """Set ``requires_grad`` per the stage; return the trainable parameter names per group."""
     trainable: dict[str, list[str]] = {}
+    groups = parameter_groups(model)
     for name, param in model.named_parameters():
-        group = param_group(name)
+        group = groups[name]
         param.requires_grad_(group in stage.trainable)
         if param.requires_grad:
             trainable.setdefault(group, []).append(name)
     missing = [g for g in stage.trainable if g not in trainable]
     if missing:
-        from mmoe.config.errors import ConfigError
-
         raise ConfigError(f"stage {stage.name!r} trains {missing}, but the model has no such parameters")
     return trainable
 

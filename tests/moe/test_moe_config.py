@@ -8,13 +8,13 @@ from transformers import AutoModelForCausalLM, GPT2Config
 
 from mmoe.config import ConfigError
 from mmoe.moe.config import SUPPORTED_ARCHITECTURES, MoEConfig
-from mmoe.moe.experts import FFNExperts
-from mmoe.moe.groups import ModalityGroups
-from mmoe.moe.inject import UnsupportedArchitecture, inject_moe
-from mmoe.moe.layer import MoEBlock, MoELayer
-from mmoe.moe.context import RoutingContext
-from mmoe.moe.dispatch import GroupedDispatch
-from mmoe.moe.routers import TopKRouter
+from mmoe.moe.core.experts import FFNExperts
+from mmoe.moe.methods.moma import ModalityGroups
+from mmoe.moe.integration.inject import UnsupportedArchitecture, inject_moe
+from mmoe.moe.core.layer import MoEBlock, MoELayer
+from mmoe.moe.core.context import RoutingContext
+from mmoe.moe.core.dispatch import GroupedDispatch
+from mmoe.moe.core.routers import TopKRouter
 from tests.moe.helpers import recipe, tiny_model
 
 
@@ -81,8 +81,8 @@ def test_layer_index_out_of_range():
 
 
 def test_image_tokens_without_an_image_group_fail_at_runtime():
-    text_only = ModalityGroups({"text": MoELayer(TopKRouter(16, 2, 1), FFNExperts(2, 16, 32), GroupedDispatch())})
-    block = MoEBlock(text_only)
-    block.routing_context = RoutingContext(modality_ids=torch.tensor([[0, 1, 1, 0]]), token_mask=torch.ones(1, 4, dtype=torch.bool))
+    layer = MoELayer(router=TopKRouter(16, 2, top_k=1), experts=FFNExperts(num_experts=2, hidden=16, intermediate=32), dispatch=GroupedDispatch())
+    block = MoEBlock(core=ModalityGroups({"text": layer}))
+    block.routing_context = RoutingContext(torch.ones(1, 4, dtype=torch.bool), torch.tensor([[0, 1, 1, 0]]), None, "forward", None)
     with pytest.raises(ValueError, match=r"modality \['image'\] reached an MoE layer whose groups are \['text'\]"):
         block(torch.randn(1, 4, 16))

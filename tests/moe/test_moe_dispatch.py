@@ -8,11 +8,13 @@ from torch import nn
 from transformers import Qwen2Config
 from transformers.models.qwen2.modeling_qwen2 import Qwen2MLP
 
-from mmoe.moe.dispatch import GroupedDispatch, LoopDispatch, grouped_linear
-from mmoe.moe.experts import FFNExperts, LoRAExperts
-from mmoe.moe.groups import ModalityGroups
-from mmoe.moe.layer import MoEBlock, MoELayer
-from mmoe.moe.routers import ExpertChoiceRouter, RouterGate, RouterOutput, RoutingPlan, SoftRouter, TopKRouter
+from mmoe.moe.config import LoRAConfig
+from mmoe.moe.core.context import RoutingContext, RoutingRecords
+from mmoe.moe.core.dispatch import GroupedDispatch, LoopDispatch, grouped_linear
+from mmoe.moe.core.experts import FFNExperts, LoRAExperts
+from mmoe.moe.methods.moma import ModalityGroups
+from mmoe.moe.core.layer import MoEBlock, MoELayer
+from mmoe.moe.core.routers import ExpertChoiceRouter, RouterGate, RouterOutput, RoutingPlan, SoftRouter, TopKRouter
 
 DIM, INTER, TOKENS = 32, 48, 40
 
@@ -21,11 +23,15 @@ def dense_mlp() -> nn.Module:
     return Qwen2MLP(Qwen2Config(hidden_size=DIM, intermediate_size=INTER, hidden_act="silu"))
 
 
+def ffn(num: int) -> FFNExperts:
+    return FFNExperts(num_experts=num, hidden=DIM, intermediate=INTER)
+
+
 def make_router(kind: str, experts: int) -> nn.Module:
     if kind == "top_k":
-        return TopKRouter(DIM, experts, 2, init_std=0.5)
+        return TopKRouter(DIM, experts, top_k=2, init_std=0.5)
     if kind == "top_k_sigmoid":
-        return TopKRouter(DIM, experts, 2, score="sigmoid", init_std=0.5)
+        return TopKRouter(DIM, experts, top_k=2, score="sigmoid", init_std=0.5)
     if kind == "expert_choice":
         return ExpertChoiceRouter(DIM, experts, capacity_factor=1.5, score="sigmoid", init_std=0.5)
     return SoftRouter(DIM, experts, init_std=0.5)
@@ -34,11 +40,11 @@ def make_router(kind: str, experts: int) -> nn.Module:
 def make_bank(kind: str, num: int, null: int) -> tuple[nn.Module, nn.Module | None]:
     if kind == "lora":
         base = dense_mlp()
-        bank = LoRAExperts.for_mlp(base, ["gate_proj", "up_proj", "down_proj"], num, rank=4, alpha=8, num_null=null)
+        bank = LoRAExperts.for_mlp(base, LoRAConfig(rank=4, alpha=8), num_experts=num, num_null=null)
         for delta in bank.deltas.values():
             nn.init.normal_(delta.lora_B, std=0.1)
         return bank, base
-    return FFNExperts(num, DIM, INTER, kind, num_null=null, init_std=0.1), None
+    return FFNExperts(num_experts=num, hidden=DIM, intermediate=INTER, kind=kind, num_null=null, init_std=0.1), None
 
 
 def run(layer: MoELayer, base, x: torch.Tensor, dispatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -46,7 +52,7 @@ def run(layer: MoELayer, base, x: torch.Tensor, dispatch) -> tuple[torch.Tensor,
     for p in layer.parameters():
         p.grad = None
     x = x.detach().clone().requires_grad_(True)
-    y, _ = layer(x, base)
+    y, _ = layer(x, None, base)
     (y * torch.linspace(-1, 1, y.numel()).view_as(y).to(y.dtype)).sum().backward()
     grads = {n: p.grad.clone() for n, p in layer.named_parameters() if p.grad is not None}
     grads["x"] = x.grad.clone()
@@ -59,7 +65,7 @@ def run(layer: MoELayer, base, x: torch.Tensor, dispatch) -> tuple[torch.Tensor,
 def test_loop_and_fast_dispatch_agree(bank_kind, router_kind, null, dtype, tol):
     torch.manual_seed(0)
     bank, base = make_bank(bank_kind, 4, null)
-    layer = MoELayer(make_router(router_kind, 4 + null), bank, LoopDispatch()).to(dtype)
+    layer = MoELayer(router=make_router(router_kind, 4 + null), experts=bank, dispatch=LoopDispatch()).to(dtype)
     if base is not None:
         base.to(dtype)
     x = torch.randn(TOKENS, DIM, dtype=dtype)
@@ -91,8 +97,8 @@ class OneExpertRouter(nn.Module):
 @pytest.mark.parametrize("bank_kind", ["glu", "lora"])
 def test_every_expert_gets_a_gradient_when_one_is_used(dispatch, bank_kind):
     bank, base = make_bank(bank_kind, 4, 0)
-    layer = MoELayer(OneExpertRouter(4), bank, dispatch)
-    y, _ = layer(torch.randn(TOKENS, DIM), base)
+    layer = MoELayer(router=OneExpertRouter(4), experts=bank, dispatch=dispatch)
+    y, _ = layer(torch.randn(TOKENS, DIM), None, base)
     y.sum().backward()
     for name, p in bank.named_parameters():
         assert p.grad is not None, name
@@ -103,14 +109,16 @@ def test_every_expert_gets_a_gradient_when_one_is_used(dispatch, bank_kind):
 @pytest.mark.parametrize("dispatch", [LoopDispatch(), GroupedDispatch()])
 def test_group_without_tokens_still_touches_its_parameters(dispatch):
     groups = ModalityGroups({
-        "text": MoELayer(TopKRouter(DIM, 3, 1), FFNExperts(3, DIM, INTER), dispatch),
-        "image": MoELayer(ExpertChoiceRouter(DIM, 3, score="sigmoid"), FFNExperts(3, DIM, INTER), dispatch),
+        "text": MoELayer(router=TopKRouter(DIM, 3, top_k=1), experts=ffn(3), dispatch=dispatch),
+        "image": MoELayer(router=ExpertChoiceRouter(DIM, 3, score="sigmoid"), experts=ffn(3), dispatch=dispatch),
     })
-    block = MoEBlock(groups)
-    block(torch.randn(2, 5, DIM)).sum().backward()  # no routing context: all text, no image token
+    block = MoEBlock(core=groups)
+    records = RoutingRecords()
+    block.routing_context = RoutingContext(torch.ones(2, 5, dtype=torch.bool), torch.zeros(2, 5, dtype=torch.long), None, "forward", records)
+    block(torch.randn(2, 5, DIM)).sum().backward()  # all text, no image token
     for name, p in block.named_parameters():
         assert p.grad is not None, name
-    stats = block.pop_router_stats()
+    stats = records.router_stats({block: "b"})["b"]
     assert stats["image/num_tokens"] == 0 and stats["text/num_tokens"] == 10
 
 

@@ -49,11 +49,11 @@ def test_statistics_count_only_real_tokens_per_modality():
 
 
 def test_routers_see_token_info_of_real_tokens_only():
-    from mmoe.moe.context import RoutingContext
-    from mmoe.moe.dispatch import GroupedDispatch
-    from mmoe.moe.experts import FFNExperts
-    from mmoe.moe.layer import MoEBlock, MoELayer
-    from mmoe.moe.routers import TopKRouter
+    from mmoe.moe.core.context import RoutingContext, RoutingRecords
+    from mmoe.moe.core.dispatch import GroupedDispatch
+    from mmoe.moe.core.experts import FFNExperts
+    from mmoe.moe.core.layer import MoEBlock, MoELayer
+    from mmoe.moe.core.routers import TopKRouter
 
     seen = []
 
@@ -62,13 +62,14 @@ def test_routers_see_token_info_of_real_tokens_only():
             seen.append(tokens)
             return super().forward(x, tokens)
 
-    block = MoEBlock(MoELayer(Spy(8, 2, 1), FFNExperts(2, 8, 16), GroupedDispatch()))
+    block = MoEBlock(core=MoELayer(router=Spy(8, 2, top_k=1), experts=FFNExperts(num_experts=2, hidden=8, intermediate=16), dispatch=GroupedDispatch()))
     mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.bool)
+    records = RoutingRecords()
     block.routing_context = RoutingContext(
-        modality_ids=torch.tensor([[0, 1, 0, 0], [1, 0, 0, 0]]), token_mask=mask, language_ids=torch.tensor([[3, 3, 3, 0], [5, 5, 0, 0]])
+        mask, torch.tensor([[0, 1, 0, 0], [1, 0, 0, 0]]), torch.tensor([[3, 3, 3, 0], [5, 5, 0, 0]]), "forward", records
     )
     block(torch.randn(2, 4, 8))
     info = seen[0]
     assert info.sequence.tolist() == [0, 0, 0, 1, 1] and info.position.tolist() == [0, 1, 2, 0, 1]
     assert info.modality.tolist() == [0, 1, 0, 1, 0] and info.language.tolist() == [3, 3, 3, 5, 5]
-    assert block.pop_router_stats()["num_tokens"] == 5
+    assert records.router_stats({block: "b"})["b"]["num_tokens"] == 5

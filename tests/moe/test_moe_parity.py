@@ -11,11 +11,11 @@ from transformers import AutoModelForCausalLM, LlamaConfig, MixtralConfig, Qwen2
 from transformers.models.mixtral.modeling_mixtral import MixtralSparseMoeBlock
 
 from mmoe.moe.config import MoEConfig
-from mmoe.moe.dispatch import GroupedDispatch, LoopDispatch
-from mmoe.moe.experts import FFNExperts
-from mmoe.moe.inject import decoder_layers, inject_moe
-from mmoe.moe.layer import MoEBlock, MoELayer
-from mmoe.moe.routers import TopKRouter
+from mmoe.moe.core.dispatch import GroupedDispatch, LoopDispatch
+from mmoe.moe.core.experts import FFNExperts
+from mmoe.moe.integration.inject import decoder_layers, inject_moe
+from mmoe.moe.core.layer import MoEBlock, MoELayer
+from mmoe.moe.core.routers import TopKRouter
 
 MLP = ["gate_proj", "up_proj", "down_proj"]
 ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -72,13 +72,13 @@ def test_top2_ffn_experts_match_hf_mixtral_block(dispatch):
         for p in reference.parameters():
             p.normal_(std=0.2)
     inter = config.intermediate_size
-    experts = FFNExperts(4, 32, inter, "glu")
+    experts = FFNExperts(num_experts=4, hidden=32, intermediate=inter, kind="glu")
     router = TopKRouter(32, 4, top_k=2, score="softmax", renormalize=True)
     with torch.no_grad():
         router.gate.weight.copy_(reference.gate.weight)
         experts.gate_proj.copy_(reference.experts.gate_up_proj[:, :inter])
         experts.up_proj.copy_(reference.experts.gate_up_proj[:, inter:])
         experts.down_proj.copy_(reference.experts.down_proj)
-    ours = MoEBlock(MoELayer(router, experts, dispatch)).eval()
+    ours = MoEBlock(core=MoELayer(router=router, experts=experts, dispatch=dispatch)).eval()
     x = torch.randn(3, 7, 32)
     assert torch.allclose(ours(x), reference(x), atol=1e-5, rtol=1e-5)

@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmoe.moe.dispatch import Dispatch, grouped_linear
-from mmoe.moe.routers import RoutingPlan
+from mmoe.moe.config import ExpertsConfig, LoRAConfig
+from mmoe.moe.core.dispatch import Dispatch, grouped_linear
+from mmoe.moe.core.routers import RoutingPlan
 
 ACTIVATIONS = {
     "silu": lambda: nn.SiLU(),
@@ -42,6 +43,7 @@ class FFNExperts(nn.Module):
 
     def __init__(
         self,
+        *,
         num_experts: int,
         hidden: int,
         intermediate: int,
@@ -50,9 +52,10 @@ class FFNExperts(nn.Module):
         num_null: int = 0,
         init_std: float | None = 0.02,
         dtype: torch.dtype | None = None,
+        group: str = "experts",
     ) -> None:
         super().__init__()
-        self.num_experts, self.num_null, self.kind = num_experts, num_null, kind
+        self.num_experts, self.num_null, self.kind, self.group = num_experts, num_null, kind, group
         self.hidden, self.intermediate = hidden, intermediate
         self.act = activation if activation is not None else (nn.SiLU() if kind == "glu" else nn.GELU())
         shape_in, shape_out = (num_experts, intermediate, hidden), (num_experts, hidden, intermediate)
@@ -66,14 +69,29 @@ class FFNExperts(nn.Module):
         return [w for w in (self.gate_proj, self.up_proj, self.down_proj) if w is not None]
 
     @property
+    def label(self) -> str:
+        return f"ffn/{self.kind}"
+
+    def declared_groups(self) -> dict[str, str]:
+        return {name: self.group for name in ("gate_proj", "up_proj", "down_proj") if getattr(self, name) is not None}
+
+    def cost_per_token(self, experts_per_token: float, dispatch: Dispatch) -> tuple[float, float]:
+        """(parameters a token touches, parameters its forward computes with): the experts it reaches."""
+        active = experts_per_token * self.params_per_expert
+        return active, active
+
+    @property
     def params_per_expert(self) -> int:
         return sum(w[0].numel() for w in self.weights())
 
     @classmethod
-    def upcycle(cls, dense: nn.Module, num_experts: int, noise: float = 0.0, num_null: int = 0) -> "FFNExperts":
+    def upcycle(cls, dense: nn.Module, *, num_experts: int, noise: float = 0.0, num_null: int = 0) -> "FFNExperts":
         """Copy a dense gate/up/down MLP into every expert, plus ``noise`` x std(W) Gaussian noise."""
         gate, up, down = dense.gate_proj.weight, dense.up_proj.weight, dense.down_proj.weight
-        bank = cls(num_experts, gate.shape[1], gate.shape[0], "glu", dense.act_fn, num_null, dtype=gate.dtype)
+        bank = cls(
+            num_experts=num_experts, hidden=gate.shape[1], intermediate=gate.shape[0], kind="glu",
+            activation=dense.act_fn, num_null=num_null, dtype=gate.dtype,
+        )
         with torch.no_grad():
             for mine, source in ((bank.gate_proj, gate), (bank.up_proj, up), (bank.down_proj, down)):
                 mine.copy_(source.detach().unsqueeze(0).expand_as(mine))
@@ -109,11 +127,14 @@ class FFNExperts(nn.Module):
 class LoRADelta(nn.Module):
     """E low-rank deltas for one linear: ``sum_e w_e B_e A_e x`` (``A: [E, r, in]``, ``B: [E, out, r]``, B zero-init)."""
 
-    def __init__(self, num_experts: int, rank: int, fan_in: int, fan_out: int, dtype: torch.dtype | None = None) -> None:
+    def __init__(self, *, num_experts: int, rank: int, fan_in: int, fan_out: int, dtype: torch.dtype | None = None) -> None:
         super().__init__()
         self.lora_A = nn.Parameter(torch.empty(num_experts, rank, fan_in, dtype=dtype))
         self.lora_B = nn.Parameter(torch.zeros(num_experts, fan_out, rank, dtype=dtype))
         _linear_init(self.lora_A.data, None)
+
+    def declared_groups(self) -> dict[str, str]:
+        return {"lora_A": "experts", "lora_B": "experts"}
 
     def forward(self, x: torch.Tensor, plan: RoutingPlan, dispatch: Dispatch) -> torch.Tensor:
         return dispatch.lora(x, self.lora_A, self.lora_B, plan)
@@ -129,6 +150,7 @@ class LoRAExperts(nn.Module):
 
     def __init__(
         self,
+        *,
         shapes: dict[str, tuple[int, int]],
         num_experts: int,
         rank: int,
@@ -142,19 +164,36 @@ class LoRAExperts(nn.Module):
         self.scaling = alpha / rank
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.deltas = nn.ModuleDict(
-            {name: LoRADelta(num_experts, rank, fan_in, fan_out, dtype) for name, (fan_in, fan_out) in shapes.items()}
+            {
+                name: LoRADelta(num_experts=num_experts, rank=rank, fan_in=fan_in, fan_out=fan_out, dtype=dtype)
+                for name, (fan_in, fan_out) in shapes.items()
+            }
         )
 
     @property
     def params_per_expert(self) -> int:
         return sum(p[0].numel() for p in self.deltas.parameters())
 
+    label = "lora"
+
+    def cost_per_token(self, experts_per_token: float, dispatch: Dispatch) -> tuple[float, float]:
+        """(parameters a token touches, parameters its forward computes with). A dispatch with
+        ``dense_lora`` runs every expert's A and B for every token (one wide product) and zeroes the
+        unselected ones, so it computes with all E experts however few are selected."""
+        active = experts_per_token * self.params_per_expert
+        computed = self.num_experts * self.params_per_expert if dispatch.dense_lora else active
+        return active, computed
+
     @classmethod
-    def for_mlp(cls, dense: nn.Module, targets: list[str], num_experts: int, rank: int, alpha: float, dropout: float = 0.0, num_null: int = 0) -> "LoRAExperts":
-        linears = {name: getattr(dense, name) for name in targets}
+    def for_mlp(cls, dense: nn.Module, lora: LoRAConfig, *, num_experts: int, num_null: int = 0) -> "LoRAExperts":
+        linears = {name: getattr(dense, name) for name in lora.targets}
         shapes = {name: (lin.in_features, lin.out_features) for name, lin in linears.items()}
         weight = next(iter(linears.values())).weight
-        return cls(shapes, num_experts, rank, alpha, dropout, num_null, dtype=weight.dtype).to(weight.device)
+        bank = cls(
+            shapes=shapes, num_experts=num_experts, rank=lora.rank, alpha=lora.alpha, dropout=lora.dropout,
+            num_null=num_null, dtype=weight.dtype,
+        )
+        return bank.to(weight.device)
 
     def _project(self, base: nn.Module, name: str, x: torch.Tensor, plan: RoutingPlan, dispatch: Dispatch) -> torch.Tensor:
         out = getattr(base, name)(x)
@@ -170,12 +209,11 @@ class LoRAExperts(nn.Module):
         return self._project(base, "down_proj", hidden, plan, dispatch)
 
 
-def build_experts(cfg, dense: nn.Module, num_experts: int) -> nn.Module:
+def build_experts(cfg: ExpertsConfig, dense: nn.Module, *, num_experts: int) -> nn.Module:
     """An expert bank from an ``ExpertsConfig`` for the dense gate/up/down MLP it replaces or adapts."""
     null = cfg.num_null_experts
     if cfg.type == "lora":
-        lora = cfg.lora
-        return LoRAExperts.for_mlp(dense, lora.targets, num_experts, lora.rank, lora.alpha, lora.dropout, null)
+        return LoRAExperts.for_mlp(dense, cfg.lora, num_experts=num_experts, num_null=null)
     ffn = cfg.ffn
     dense_inter = dense.gate_proj.out_features
     if ffn.init == "upcycle":
@@ -184,11 +222,14 @@ def build_experts(cfg, dense: nn.Module, num_experts: int) -> nn.Module:
                 f"moe.experts.ffn.init=upcycle copies the dense FFN (intermediate size {dense_inter}); "
                 f"intermediate_size={ffn.intermediate_size} needs init=random"
             )
-        bank = FFNExperts.upcycle(dense, num_experts, ffn.noise, null)
+        bank = FFNExperts.upcycle(dense, num_experts=num_experts, noise=ffn.noise, num_null=null)
         if ffn.activation is not None:
             bank.act = ACTIVATIONS[ffn.activation]()
         return bank
     weight = dense.gate_proj.weight
-    act = ACTIVATIONS[ffn.activation]() if ffn.activation else None
-    bank = FFNExperts(num_experts, weight.shape[1], ffn.intermediate_size or dense_inter, ffn.kind, act, null, ffn.init_std, weight.dtype)
+    bank = FFNExperts(
+        num_experts=num_experts, hidden=weight.shape[1], intermediate=ffn.intermediate_size or dense_inter, kind=ffn.kind,
+        activation=ACTIVATIONS[ffn.activation]() if ffn.activation else None, num_null=null, init_std=ffn.init_std,
+        dtype=weight.dtype,
+    )
     return bank.to(weight.device)

@@ -18,7 +18,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
-from mmoe.moe.routers import RoutingPlan
+from mmoe.moe.core.routers import RoutingPlan
 
 
 class GroupedExperts(Protocol):
@@ -37,6 +37,8 @@ class GroupedExperts(Protocol):
 
 
 class Dispatch(Protocol):
+    dense_lora: bool  # LoRA experts computed for every token (wide products) rather than only the selected ones
+
     def experts(self, bank: GroupedExperts, x: torch.Tensor, plan: RoutingPlan) -> torch.Tensor:
         """``y_t = sum_e combine[t, e] * expert_e(x_t)`` over real experts."""
 
@@ -52,6 +54,7 @@ class LoopDispatch:
     """Per-expert reference: gather the expert's tokens, run it, scatter-add the weighted result."""
 
     name = "loop"
+    dense_lora = False
 
     def experts(self, bank: GroupedExperts, x: torch.Tensor, plan: RoutingPlan) -> torch.Tensor:
         y = None
@@ -117,6 +120,7 @@ class GroupedDispatch:
     """Sort by expert and run grouped products; soft plans and LoRA experts use wide products."""
 
     name = "fast"
+    dense_lora = True
 
     def experts(self, bank: GroupedExperts, x: torch.Tensor, plan: RoutingPlan) -> torch.Tensor:
         num_real = bank.num_experts

@@ -13,7 +13,8 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
-from mmoe.moe.routers import RouterOutput
+from mmoe.moe.config import LossesConfig
+from mmoe.moe.core.routers import RouterOutput
 
 
 class RouterLoss(Protocol):
@@ -67,7 +68,7 @@ class ZLoss:
         return torch.logsumexp(out.logits, dim=-1).square().mean()
 
 
-def build_losses(cfg) -> list[RouterLoss]:
+def build_losses(cfg: LossesConfig) -> list[RouterLoss]:
     """The losses a ``LossesConfig`` turns on (coefficient > 0)."""
     losses: list[RouterLoss] = []
     if cfg.balance > 0:

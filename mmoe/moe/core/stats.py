@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from mmoe.languages import LANGUAGES
-from mmoe.moe.routers import RouterOutput
+from mmoe.moe.core.routers import RouterOutput
 
 _MEANS = {"entropy_sum": "router_entropy", "weight_sum": "expert_weight"}
 

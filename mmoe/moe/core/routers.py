@@ -18,6 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmoe.config.errors import ConfigError
+from mmoe.moe.config import RouterConfig, renormalization_error
+
 Score = Literal["softmax", "sigmoid"]
 
 
@@ -113,15 +116,22 @@ class RouterOutput:
 
 
 class RouterGate(nn.Module):
-    """Bias-free linear ``[E, D]`` computed in float32 whatever the weights' dtype (selective precision)."""
+    """Bias-free linear ``[E, D]`` computed in float32 whatever the weights' dtype (selective precision).
 
-    def __init__(self, dim: int, num_experts: int, init_std: float | None = 0.02) -> None:
+    Its one parameter belongs to ``group`` (``routers`` in the LLM, ``moe_projector`` in Parrot).
+    """
+
+    def __init__(self, dim: int, num_experts: int, *, init_std: float | None = 0.02, group: str = "routers") -> None:
         super().__init__()
+        self.group = group
         self.weight = nn.Parameter(torch.empty(num_experts, dim))
         if init_std is None:
             nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         else:
             nn.init.normal_(self.weight, std=init_std)
+
+    def declared_groups(self) -> dict[str, str]:
+        return {"weight": self.group}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x.float(), self.weight.float())
@@ -135,12 +145,21 @@ class Router(nn.Module):
     ``RouterOutput`` is not. Routing methods added later follow the same rule.
     """
 
-    def __init__(self, dim: int, num_experts: int, score: Score = "softmax", jitter: float = 0.0, init_std: float | None = 0.02) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_experts: int,
+        *,
+        score: Score = "softmax",
+        jitter: float = 0.0,
+        init_std: float | None = 0.02,
+        group: str = "routers",
+    ) -> None:
         super().__init__()
         self.num_experts = num_experts
         self.score_fn = score
         self.jitter = jitter
-        self.gate = RouterGate(dim, num_experts, init_std)
+        self.gate = RouterGate(dim, num_experts, init_std=init_std, group=group)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and self.jitter > 0:
@@ -152,14 +171,23 @@ class Router(nn.Module):
 
 
 class TopKRouter(Router):
-    """Token choice: each token takes its ``k`` best experts; weights renormalised to sum to 1 (optional)."""
+    """Token choice: each token takes its ``k`` best experts, weighted by their scores.
 
-    def __init__(self, dim: int, num_experts: int, top_k: int, renormalize: bool = True, **kwargs) -> None:
-        super().__init__(dim, num_experts, **kwargs)
+    Top-1 keeps the gate probability as the weight (Switch Transformers), so the LM loss reaches the
+    router; ``renormalize`` (k >= 2 only) rescales the k chosen weights to sum to 1 (Mixtral).
+    """
+
+    def __init__(self, dim: int, num_experts: int, *, top_k: int, renormalize: bool = False, **router) -> None:
+        super().__init__(dim, num_experts, **router)
         if top_k > num_experts:
             raise ValueError(f"top_k={top_k} exceeds the {num_experts} experts")
+        if renormalize and top_k < 2:
+            raise ValueError(renormalization_error(top_k))
         self.top_k = top_k
         self.renormalize = renormalize
+
+    def expected_experts(self) -> float:
+        return float(self.top_k)
 
     def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None) -> RouterOutput:
         logits = self.logits(x)
@@ -170,27 +198,62 @@ class TopKRouter(Router):
         return RouterOutput(logits, scores, RoutingPlan.from_top_k(idx, weight, self.num_experts), tokens=tokens)
 
 
+class ExpertChoiceInferenceError(ConfigError):
+    """Expert choice was asked to route at inference, where it is not causal."""
+
+
+EXPERT_CHOICE_AT_INFERENCE = (
+    "expert-choice routing is not causal (each expert picks tokens from the whole batch, future tokens "
+    "included), so it cannot route at inference. Train MoMa's aux routers first (model.moe.groups.aux_router "
+    "and a stage that trains the 'aux_routers' group, e.g. configs/train/moma_aux_routers.yaml), or set "
+    "model.moe.router.causal_fallback=true to route each token to its top-round(capacity_factor) experts"
+)
+
+
 class ExpertChoiceRouter(Router):
     """Expert choice (Zhou et al. 2022; MoMa with sigmoid scores): each expert takes its
-    ``ceil(capacity_factor * T / E)`` highest-scoring tokens of the batch. Non-causal."""
+    ``ceil(capacity_factor * T / E)`` highest-scoring tokens of the batch. Non-causal.
 
-    def __init__(self, dim: int, num_experts: int, capacity_factor: float = 1.0, **kwargs) -> None:
-        super().__init__(dim, num_experts, **kwargs)
+    In eval mode it refuses to route unless ``causal_fallback`` is set: then each token takes its
+    ``max(1, round(capacity_factor))`` best experts by score (a causal token-choice stand-in).
+    """
+
+    def __init__(self, dim: int, num_experts: int, *, capacity_factor: float = 1.0, causal_fallback: bool = False, **router) -> None:
+        super().__init__(dim, num_experts, **router)
         self.capacity_factor = capacity_factor
+        self.causal_fallback = causal_fallback
 
     def capacity(self, num_tokens: int) -> int:
         return min(num_tokens, math.ceil(self.capacity_factor * num_tokens / self.num_experts))
 
+    def expected_experts(self) -> float:
+        return float(self.capacity_factor)
+
+    def fallback_k(self) -> int:
+        return min(self.num_experts, max(1, round(self.capacity_factor)))
+
     def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None) -> RouterOutput:
         logits = self.logits(x)
         scores = self.scores(logits)
-        chosen = torch.topk(scores.t(), self.capacity(x.shape[0]), dim=-1).indices  # [E, C]
+        if not self.training:
+            if not self.causal_fallback:
+                raise ExpertChoiceInferenceError(EXPERT_CHOICE_AT_INFERENCE)
+            weight, idx = torch.topk(scores, self.fallback_k(), dim=-1)
+            return RouterOutput(logits, scores, RoutingPlan.from_top_k(idx, weight, self.num_experts), tokens=tokens)
+        return self.choose(logits, scores, tokens)
+
+    def choose(self, logits: torch.Tensor, scores: torch.Tensor, tokens: TokenInfo | None) -> RouterOutput:
+        """The expert-choice assignment of a batch (training, and the aux routers' BCE target)."""
+        chosen = torch.topk(scores.t(), self.capacity(scores.shape[0]), dim=-1).indices  # [E, C]
         mask = torch.zeros_like(scores.t(), dtype=torch.bool).scatter_(1, chosen, True).t()
         return RouterOutput(logits, scores, RoutingPlan.from_mask(mask, scores), tokens=tokens)
 
 
 class SoftRouter(Router):
     """Dense soft routing: every token reaches every expert, weighted by its scores (Parrot)."""
+
+    def expected_experts(self) -> float:
+        return float(self.num_experts)
 
     def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None) -> RouterOutput:
         logits = self.logits(x)
@@ -204,19 +267,22 @@ class FixedRouter(nn.Module):
 
     num_experts = 1
 
+    def expected_experts(self) -> float:
+        return 1.0
+
     def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None) -> RouterOutput:
         ones = torch.ones(x.shape[0], 1, device=x.device)
         plan = RoutingPlan(ones, ones.bool(), torch.zeros(x.shape[0], 1, dtype=torch.long, device=x.device), ones)
         return RouterOutput(torch.zeros_like(ones), ones, plan, tokens=tokens)
 
 
-def build_router(cfg, dim: int, num_experts: int) -> nn.Module:
+def build_router(cfg: RouterConfig, *, dim: int, num_experts: int) -> nn.Module:
     """A router from a ``RouterConfig`` over ``num_experts`` routable experts (null experts included)."""
     common = dict(score=cfg.score, jitter=cfg.jitter, init_std=cfg.init_std)
     if cfg.type == "none":
         return FixedRouter()
     if cfg.type == "top_k":
-        return TopKRouter(dim, num_experts, cfg.top_k, cfg.renormalize, **common)
+        return TopKRouter(dim, num_experts, top_k=cfg.top_k, renormalize=cfg.renormalize, **common)
     if cfg.type == "expert_choice":
-        return ExpertChoiceRouter(dim, num_experts, cfg.capacity_factor, **common)
+        return ExpertChoiceRouter(dim, num_experts, capacity_factor=cfg.capacity_factor, causal_fallback=cfg.causal_fallback, **common)
     return SoftRouter(dim, num_experts, **common)

@@ -10,10 +10,9 @@ from __future__ import annotations
 from torch import nn
 
 from mmoe.config.errors import ConfigError
-from mmoe.moe.build import build_block
+from mmoe.moe.integration.build import build_block
 from mmoe.moe.config import MLP_TARGETS, SUPPORTED_ARCHITECTURES, MoEConfig, unsupported_architecture
-from mmoe.moe.layer import MoEBlock
-from mmoe.moe.mole import add_attention_lora
+from mmoe.moe.core.lora_linear import add_attention_lora
 
 
 class UnsupportedArchitecture(ConfigError):
@@ -52,11 +51,8 @@ def _check_mlp(mlp: nn.Module, index: int) -> None:
         )
 
 
-def inject_moe(llm: nn.Module, cfg: MoEConfig) -> list[str]:
-    """Replace the selected MLPs by MoE blocks (and add attention LoRA if configured).
-
-    Returns the dotted names of the MoE blocks relative to ``llm``.
-    """
+def inject_moe(llm: nn.Module, cfg: MoEConfig) -> None:
+    """Replace the selected MLPs by MoE blocks (and add attention LoRA if configured)."""
     layers = decoder_layers(llm)
     for index in select_layers(cfg.layers, len(layers)):
         dense = layers[index].mlp
@@ -64,4 +60,3 @@ def inject_moe(llm: nn.Module, cfg: MoEConfig) -> list[str]:
         layers[index].mlp = build_block(dense, cfg)
     if cfg.attention_lora is not None:
         add_attention_lora(layers, cfg.attention_lora)
-    return [name for name, module in llm.named_modules() if isinstance(module, MoEBlock)]
