@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from mmoe.eval.choices import DTYPE_CHOICES, MISSING_POLICIES, MODE_CHOICES, STYLES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="evaluate on MMBench / MMMB (VLMEvalKit TSV layout)")
@@ -16,9 +18,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run_p.add_argument("--recipe", help="an eval/*.yaml recipe naming the benchmarks and settings")
     run_p.add_argument("--data-root", help="directory of the recipe's files (default: the recipe's data_root)")
     run_p.add_argument("--out", required=True, help="output directory (reruns resume from its caches)")
-    run_p.add_argument("--batch-size", type=int)
+    run_p.add_argument("--batch-size", type=int, help="rows per generation batch (default: the recipe's, else 8)")
+    run_p.add_argument("--device", help="torch device (default: cuda when present, the launcher's LOCAL_RANK; else cpu)")
+    run_p.add_argument("--dtype", choices=list(DTYPE_CHOICES), default="auto",
+                       help="auto: bfloat16 on a GPU that has it, float32 otherwise")
     run_p.add_argument("--max-new-tokens", type=int)
-    run_p.add_argument("--style", choices=["vlmevalkit", "llava", "lmms"])
+    run_p.add_argument("--style", choices=list(STYLES),
+                       help="vlmevalkit: VLMEvalKit's default prompt (English instruction in every language)")
     run_p.add_argument("--likelihood", action="store_true", default=None, help="also score options by log-likelihood")
     run_p.add_argument("--likelihood-target", choices=["letter", "text"], default="letter")
     run_p.add_argument("--limit", type=int, help="only the first N questions of each file (smoke runs)")
@@ -29,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     score_p = sub.add_parser("score", help="score a predictions file (ours, VLMEvalKit's, any tool's)")
     score_p.add_argument("--predictions", required=True, metavar="FILE", help=".tsv/.csv/.xlsx/.jsonl with index, prediction")
-    score_p.add_argument("--benchmark", metavar="FILE", help="the benchmark file (default: columns of the predictions file)")
+    score_p.add_argument("--benchmark", nargs="+", default=[], metavar="FILE",
+                         help="the benchmark file (default: columns of the predictions file); one per SUB_DATASET "
+                              "for VLMEvalKit's MMMB / MTL_MMBench_DEV collection files")
     score_p.add_argument("--out", required=True, help="output directory for summary.json and reports")
     _common(score_p)
     score_p.set_defaults(run=score)
@@ -42,8 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mode", choices=["auto", "vanilla", "circular"], default=None,
-                   help="auto: circular for MMBench/CCBench names, vanilla otherwise (MMMB)")
+    p.add_argument("--mode", choices=list(MODE_CHOICES), default=None,
+                   help="auto: what eval run recorded, else circular for MMBench/CCBench names or files holding rotations, "
+                        "vanilla otherwise (MMMB)")
+    p.add_argument("--missing", choices=list(MISSING_POLICIES), default="strict",
+                   help="rows without a prediction: strict = wrong (default); vlmevalkit = dropped as VLMEvalKit does "
+                        "(questions without a pass-0 prediction dropped, groups judged on the rows present)")
     p.add_argument("--language", help="language code when the file name does not say (cn = zh)")
     p.add_argument("--split", help="split of a Hugging Face dataset folder (default dev, then validation)")
     p.add_argument("--judge-url", help="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1); off by default")
@@ -85,44 +97,60 @@ def run(args: argparse.Namespace) -> int:
         likelihood=pick(args.likelihood, recipe.likelihood),
         likelihood_target=args.likelihood_target,
         judge=_judge(args),
+        missing=args.missing,
         limit=args.limit,
         fresh=args.fresh,
         progress=not args.quiet,
+        device=args.device,
+        dtype=args.dtype,
     )
     for name, summary in summaries.items():
         print(_line(name, summary))
-    print(f"reports in {args.out}")
+    if summaries:
+        print(f"reports in {args.out}")
     return 0
 
 
 def score(args: argparse.Namespace) -> int:
     from mmoe.eval.score_file import score_predictions
 
-    summary = score_predictions(args.predictions, args.out, args.benchmark, args.mode or "auto", args.language, _judge(args), args.split)
-    print(_line(summary["benchmark"], summary))
-    print(json.dumps({k: summary[k] for k in ("by_category", "by_l2_category")}, indent=1, ensure_ascii=False))
+    summaries = score_predictions(args.predictions, args.out, args.benchmark, args.mode or "auto", args.language,
+                                  _judge(args), args.split, args.missing)
+    for name, summary in summaries.items():
+        print(_line(name, summary))
+        print(json.dumps({k: summary[k] for k in ("by_category", "by_l2_category")}, indent=1, ensure_ascii=False))
     return 0
 
 
 def check(args: argparse.Namespace) -> int:
-    from mmoe.eval.circular import expand
-    from mmoe.eval.sources import open_benchmark
+    from mmoe.eval.check import describe
 
     for path in args.files:
-        bench = open_benchmark(path, args.language, args.split)
-        questions = len({row.group for row in bench.rows})
-        rotations = "has rotations" if bench.has_rotations else f"no rotations ({len(expand(bench))} rows once rotated)"
-        answers = "answers" if bench.has_answers else "no answers (test split)"
-        print(f"{path}: {len(bench)} rows, {questions} questions, language {bench.language}, "
-              f"{bench.default_mode} scoring, {answers}, {rotations}")
+        print(describe(path, args.language, args.split))
     return 0
 
 
 def _line(name: str, summary: dict) -> str:
+    """The printed result: accuracy, then how it was obtained (mode and why, rows, prompt style, rule set)."""
+    mode = f"{summary['mode']} ({summary['mode_reason']})"
     if "overall" not in summary:
-        return f"{name}: {summary['n_rows']} predictions (no answers to score) -> {summary['predictions']}"
-    text = (f"{name} [{summary['language']}, {summary['mode']}]: {100 * summary['overall']:.2f}% of "
-            f"{summary['n_questions']} questions ({summary['n_unmatched']} unmatched, {summary['n_missing']} missing rows)")
+        return f"{name}: {summary['n_rows']} predictions (no answers to score), {mode} -> {summary['predictions']}"
+    text = (f"{name} [{summary['language']}]: {100 * summary['overall']:.2f}% of {summary['n_questions']} questions\n"
+            f"  mode {mode}\n"
+            f"  rows: {summary['n_rows_read']} read, {summary['n_rows']} scored, {summary['n_predicted']} predicted, "
+            f"{summary['n_missing']} missing ({summary['missing_policy']}: {_missing_effect(summary)}), "
+            f"{summary['n_unmatched']} unmatched replies\n"
+            f"  prompt style {summary['style'] or 'not recorded'}; extraction rules {summary['extraction']['rule_set']}")
+    if summary["missing_indices"]:
+        text += f"\n  missing indices: {', '.join(map(str, summary['missing_indices']))}"
+        if summary["n_missing"] > len(summary["missing_indices"]):
+            text += f" and {summary['n_missing'] - len(summary['missing_indices'])} more"
     if "likelihood" in summary:
-        text += f"; likelihood {100 * summary['likelihood']['overall']:.2f}%"
+        text += f"\n  likelihood {100 * summary['likelihood']['overall']:.2f}%"
     return text
+
+
+def _missing_effect(summary: dict) -> str:
+    if summary["missing_policy"] == "strict":
+        return "counted wrong"
+    return f"{summary['n_questions_dropped']} questions dropped"

@@ -1,24 +1,27 @@
 """Multiple-choice evaluation on MMBench-family and MMMB benchmarks (VLMEvalKit TSV layout).
 
 ``load_benchmark`` reads a file, ``evaluate`` runs a model on benchmarks and writes predictions and
-reports, ``score_predictions`` scores any predictions file without a model.
+reports, ``score_predictions`` scores any predictions file without a model. Everything is imported on
+first use, so the command line stays quick to start.
 """
 
-from mmoe.eval.benchmark import Benchmark, MCQRow
-from mmoe.eval.errors import BenchmarkError
-from mmoe.eval.tsv import load_benchmark
+from __future__ import annotations
 
-__all__ = ["Benchmark", "BenchmarkError", "MCQRow", "evaluate", "load_benchmark", "score_predictions"]
+import importlib
+
+_EXPORTS = {
+    "Benchmark": "mmoe.eval.benchmark",
+    "MCQRow": "mmoe.eval.benchmark",
+    "BenchmarkError": "mmoe.eval.errors",
+    "load_benchmark": "mmoe.eval.tsv",
+    "evaluate": "mmoe.eval.run",
+    "score_predictions": "mmoe.eval.score_file",
+}
+
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
-    # the model-facing parts import torch; keep ``import mmoe.eval`` light for data tools
-    if name == "evaluate":
-        from mmoe.eval.run import evaluate
-
-        return evaluate
-    if name == "score_predictions":
-        from mmoe.eval.score_file import score_predictions
-
-        return score_predictions
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(name)

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-CIRCULAR_NAMES = ("mmbench", "ccbench", "circular")
 OFFSET = 1_000_000
 
 
@@ -52,12 +51,6 @@ class Benchmark:
     columns: list[str]
     names: dict[str, str]
     has_answers: bool
-
-    @property
-    def default_mode(self) -> str:
-        """``circular`` for MMBench-family names (as VLMEvalKit decides), ``vanilla`` otherwise (MMMB)."""
-        lowered = self.name.lower()
-        return "circular" if any(key in lowered for key in CIRCULAR_NAMES) else "vanilla"
 
     @property
     def has_rotations(self) -> bool:

@@ -29,6 +29,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+RULE_SET = "mmoe-2"  # named in every summary; bumped whenever a rule changes what it reads
 RULES = ("letter", "leading", "phrase", "option_word", "standalone", "text")
 UNMATCHED_RULES = ("empty", "api_failure", "none")
 

@@ -1,16 +1,18 @@
-"""Prompt text for a benchmark row: hint, question, lettered options and an answer instruction in the
-row's language, in one of three styles.
+"""Prompt text for a benchmark row: hint, question, lettered options and an answer instruction, in one of
+four styles. Cells are used as the file holds them (whitespace included), as VLMEvalKit does.
 
-- ``vlmevalkit``: VLMEvalKit's dataset default block (``Hint:`` / ``Question:`` / ``Options:`` lines,
-  then "Please select the correct answer from the options above."); the instruction is translated
-  for non-English rows.
-- ``llava``: LLaVA / InternVL / Parrot style: ``hint\\nquestion\\nA. ...`` then "Answer with the
-  option's letter from the given choices directly." in the row's language (Parrot's wording).
-- ``lmms``: lmms-eval's MMBench format: ``hint question There are several options:\\nA. ...`` then a
-  blank line and the post prompt (lmms-eval's own wording for en, zh and ru).
+- ``vlmevalkit``: VLMEvalKit's dataset default (``ImageMCQDataset.build_prompt``): ``Hint:`` /
+  ``Question:`` / ``Options:`` lines, then "Please select the correct answer from the options above. \n"
+  in English for every language, byte-equal to VLMEvalKit's prompt.
+- ``vlmevalkit_translated``: the same block with that closing line translated into the row's language
+  (an mmoe variant; VLMEvalKit has none).
+- ``llava``: LLaVA / InternVL / Parrot style: ``hint\nquestion\nA. ...`` then "Answer with the
+  option's letter from the given choices directly." in the row's language (Parrot's wording). Chinese
+  whenever the hint, question or options hold CJK characters, as Parrot's ``cn_string(prompt)`` decides.
+- ``lmms``: lmms-eval's MMBench format: ``hint question There are several options:\nA. ...`` then a
+  blank line and the post prompt of the row's language (lmms-eval's wording for en, zh and ru).
 
-Chinese is used whenever the question contains CJK characters, as VLMEvalKit does. Languages
-without a translation fall back to English. Images go first, one ``<image>`` line each.
+Languages without a translation fall back to English. Images go first, one ``<image>`` line each.
 
 Training data uses the same code (``TRAINING_STYLE``), so a model trained on MCQ records sees the
 exact prompt it is evaluated with.
@@ -19,9 +21,9 @@ exact prompt it is evaluated with.
 from __future__ import annotations
 
 from mmoe.eval.benchmark import MCQRow
+from mmoe.eval.choices import STYLES
 from mmoe.languages import has_cjk
 
-STYLES = ("vlmevalkit", "llava", "lmms")
 TRAINING_STYLE = "llava"  # Parrot's MCQ prompt: training MCQ records (TSV benchmarks, synthetic data)
 
 _SELECT = {
@@ -51,29 +53,29 @@ _LMMS = {
 }
 
 
-def prompt_language(question: str, language: str | None) -> str:
-    """Chinese when the question holds CJK characters, else ``language`` (English when unknown)."""
-    return "zh" if has_cjk(question) else language or "en"
+def prompt_language(texts: list[str], language: str | None) -> str:
+    """Chinese when any of ``texts`` holds CJK characters, else ``language`` (English when unknown)."""
+    return "zh" if any(has_cjk(text) for text in texts) else language or "en"
 
 
 def mcq_prompt(
     question: str, options: dict[str, str], language: str | None = None, hint: str | None = None, style: str = "vlmevalkit"
 ) -> str:
     """The text part of the user turn for a multiple-choice question; ``options`` in letter order."""
-    lang = prompt_language(question, language)
-    if style == "vlmevalkit":
-        text = f"Hint: {hint}\n" if hint else ""
+    lang = prompt_language([hint or "", question, *options.values()], language)
+    if style in ("vlmevalkit", "vlmevalkit_translated"):
+        text = f"Hint: {hint}\n" if hint is not None else ""
         text += f"Question: {question}\nOptions:\n"
         text += "".join(f"{letter}. {option}\n" for letter, option in options.items())
-        return text + _SELECT.get(lang, _SELECT["en"])
+        return text + (_SELECT.get(lang, _SELECT["en"]) if style == "vlmevalkit_translated" else _SELECT["en"])
     if style == "llava":
-        text = f"{hint}\n{question}" if hint else question
+        text = f"{hint}\n{question}" if hint is not None else question
         text += "".join(f"\n{letter}. {option}" for letter, option in options.items())
         return f"{text}\n{_LETTER.get(lang, _LETTER['en'])}"
     if style == "lmms":
         listed = "There are several options:\n" + "\n".join(f"{k}. {v}" for k, v in options.items())
-        text = f"{hint} {question} {listed}" if hint else f"{question} {listed}"
-        return f"{text}\n\n{_LMMS.get(lang, _LMMS['en'])}"
+        text = f"{hint} {question} {listed}" if hint is not None else f"{question} {listed}"
+        return f"{text}\n\n{_LMMS.get(language or 'en', _LMMS['en'])}"
     raise ValueError(f"unknown prompt style {style!r}; choose one of {', '.join(STYLES)}")
 
 

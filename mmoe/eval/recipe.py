@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from mmoe.config.base import StrictModel
 from mmoe.config.errors import ConfigError, format_validation_error
+from mmoe.eval.choices import MODE_CHOICES, STYLES
 
 
 class EvalRecipe(StrictModel):
@@ -20,8 +21,8 @@ class EvalRecipe(StrictModel):
     description: str = ""
     data_root: str = "~/LMUData"
     benchmarks: list[str]
-    mode: Literal["auto", "vanilla", "circular"] = "auto"
-    style: Literal["vlmevalkit", "llava", "lmms"] = "vlmevalkit"
+    mode: Literal[MODE_CHOICES] = "auto"
+    style: Literal[STYLES] = "vlmevalkit"
     batch_size: int = 8
     max_new_tokens: int = 64
     likelihood: bool = False

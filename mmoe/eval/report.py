@@ -73,8 +73,9 @@ def _column_name(summary: dict, summaries: list[dict]) -> str:
     return summary["language"] if unique else f"{summary['benchmark']} ({summary['language']})"
 
 
-def bar_chart(summaries: list[dict], path: Path) -> None:
-    """Per-category accuracy bars, one colour per benchmark (Agg backend; no display needed)."""
+def chart_figure(summaries: list[dict]):
+    """Per-category accuracy bars, one colour per benchmark, each labelled with its value so a 0 % bar
+    is still visible (Agg backend; no display needed)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -85,14 +86,21 @@ def bar_chart(summaries: list[dict], path: Path) -> None:
     ax = fig.add_subplot()
     for i, s in enumerate(summaries):
         values = [100 * (s["overall"] if c == "Overall" else s["by_category"].get(c, float("nan"))) for c in categories]
-        ax.bar([x + i * width for x in range(len(categories))], values, width, label=_column_name(s, summaries))
+        bars = ax.bar([x + i * width for x in range(len(categories))], values, width, label=_column_name(s, summaries),
+                      edgecolor="black", linewidth=0.6)
+        ax.bar_label(bars, labels=["" if v != v else f"{v:.0f}" for v in values], fontsize=6, padding=1)
     ax.set_xticks([x + 0.4 - width / 2 for x in range(len(categories))], categories, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 105)
+    ax.axhline(0, color="black", linewidth=0.8)
     ax.set_title(", ".join(sorted({s["mode"] for s in summaries})) + " accuracy")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    return fig
+
+
+def bar_chart(summaries: list[dict], path: Path) -> None:
+    chart_figure(summaries).savefig(path, dpi=120)
 
 
 def write_reports(score: Score, out_dir: Path, extra: dict | None = None) -> dict:

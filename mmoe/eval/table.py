@@ -15,6 +15,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise BenchmarkError(str(path), "file not found")
+    if path.stat().st_size == 0:
+        raise BenchmarkError(str(path), "is empty (no header, no rows)")
     suffix = path.suffix.lower()
     try:
         if suffix in (".tsv", ".csv", ".txt"):
@@ -22,14 +24,23 @@ def read_table(path: str | Path) -> pd.DataFrame:
         elif suffix == ".xlsx":
             frame = pd.read_excel(path, dtype=str, keep_default_na=False)
         elif suffix in (".jsonl", ".json"):
-            frame = pd.read_json(path, lines=suffix == ".jsonl", dtype=False).astype(str)
+            frame = pd.read_json(path, lines=suffix == ".jsonl", dtype=False).map(_json_cell)
         else:
             raise BenchmarkError(str(path), f"unsupported file type {suffix!r} (use .tsv, .csv, .xlsx or .jsonl)")
     except (pd.errors.ParserError, ValueError, ImportError, UnicodeDecodeError) as exc:
         if isinstance(exc, BenchmarkError):
             raise
         raise BenchmarkError(str(path), f"cannot be read as a table: {exc}") from exc
+    if len(frame) == 0:
+        raise BenchmarkError(str(path), "has a header but no rows")
     return frame
+
+
+def _json_cell(value) -> str:
+    """A JSON value as a TSV-style string: ``null`` (or a missing key) is an empty cell, not ``"None"``/``"nan"``."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(value)
 
 
 def normalised_names(frame: pd.DataFrame, source: str) -> dict[str, str]:

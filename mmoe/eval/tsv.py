@@ -87,11 +87,11 @@ class BenchmarkRows:
         def fail(message: str, key: str) -> BenchmarkError:
             return BenchmarkError(self.source, message, row=row, index=index, column=names.get(key, key))
 
-        question = cell(record, names, "question")
-        if not question:
+        question = text_cell(record, names, "question")
+        if not question.strip():
             raise fail("empty question", "question")
-        options = {letter: cell(record, names, letter) for letter in self.letters}
-        options = {k: v for k, v in options.items() if v}
+        options = {letter: text_cell(record, names, letter) for letter in self.letters}
+        options = {k: v for k, v in options.items() if v.strip()}
         if not options:
             raise fail(f"no option text in columns {', '.join(self.letters)}", self.letters[0])
         answer = None
@@ -115,7 +115,7 @@ class BenchmarkRows:
             question=question,
             options=options,
             images=self._images(row - 1) if self._images else (),
-            hint=_hint(cell(record, names, "hint")),
+            hint=_hint(text_cell(record, names, "hint")),
             answer=answer,
             category=cell(record, names, "category") or None,
             l2_category=cell(record, names, "l2-category") or None,
@@ -181,5 +181,13 @@ def _indices(records: list[dict], names: dict[str, str], source: str) -> list[in
     return out
 
 
+def text_cell(record: dict, names: dict[str, str], key: str) -> str:
+    """A text cell as the file holds it: surrounding whitespace is kept, as VLMEvalKit's prompts keep it."""
+    column = names.get(key)
+    value = None if column is None else record[column]
+    return "" if value is None else str(value)
+
+
 def _hint(text: str) -> str | None:
-    return None if not text or text.lower() == "nan" else text
+    """No hint for an empty cell or the text ``nan`` (pandas' missing value), as VLMEvalKit decides."""
+    return None if not text.strip() or text.strip().lower() == "nan" else text

@@ -37,7 +37,8 @@ def png_b64(color: tuple[int, int, int], size: tuple[int, int] = (24, 16)) -> st
 
 
 def rotate(options: list[str], answer: str, k: int) -> tuple[list[str], str]:
-    """Rotation k as VLMEvalKit's circular files hold it: deque.rotate(k) of the option texts."""
+    """Rotation k as VLMEvalKit's circular files hold it: deque.rotate(k) of the option texts (a negative
+    k turns the other way, as VLMEvalKit's own ``circular`` tool does: b, c, d, a)."""
     d = deque(options)
     d.rotate(k)
     rotated = list(d)
@@ -45,12 +46,12 @@ def rotate(options: list[str], answer: str, k: int) -> tuple[list[str], str]:
 
 
 def mmbench_frame(questions=QUESTIONS, rotations: bool = True, answers: bool = True, l2_column: str = "L2-category",
-                  letters: str = "ABCD", split: str = "dev") -> pd.DataFrame:
+                  letters: str = "ABCD", split: str = "dev", direction: int = 1) -> pd.DataFrame:
     rows = []
     for qi, q in enumerate(questions):
         passes = range(len(q["options"])) if rotations else range(1)
         for k in passes:
-            opts, ans = rotate(q["options"], q["answer"], k)
+            opts, ans = rotate(q["options"], q["answer"], direction * k)
             index = q["index"] + k * OFFSET
             row = {"index": index, "question": q["question"], "hint": q["hint"]}
             for j, letter in enumerate(letters):

@@ -8,6 +8,7 @@ from conftest import mmbench_frame
 from datasets import Dataset, DatasetDict, Features, Image, Value
 
 from mmoe.eval.circular import prepare
+from mmoe.eval.mode import resolve_mode
 from mmoe.eval.score import score
 from mmoe.eval.sources import open_benchmark
 
@@ -26,10 +27,10 @@ def _dataset():
 def test_save_to_disk_folder(tmp_path):
     DatasetDict({"dev": _dataset()}).save_to_disk(tmp_path / "MMBench_en")
     bench = open_benchmark(tmp_path / "MMBench_en", language="en")
-    assert bench.name == "MMBench_en_dev" and len(bench) == 13 and bench.default_mode == "circular"
+    assert bench.name == "MMBench_en_dev" and len(bench) == 13 and resolve_mode("auto", bench).mode == "circular"
     assert bench.rows[0].load_images()[0].size == (24, 16) and bench.rows[0].l2_category == "attribute_reasoning"
     bench, mode = prepare(bench)
-    assert score(bench, {r.index: r.answer for r in bench.rows}, mode).summary()["overall"] == 1.0
+    assert score(bench, {r.index: r.answer for r in bench.rows}, mode.mode).summary()["overall"] == 1.0
 
 
 def test_parquet_file(tmp_path):

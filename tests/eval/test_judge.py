@@ -46,7 +46,8 @@ def server():
 
 
 def test_judge_only_sees_unmatched_rows(server, tsv_writer):
-    bench, mode = prepare(load_benchmark(tsv_writer(mmbench_frame(rotations=False), "mmmb_en.tsv")))
+    bench, choice = prepare(load_benchmark(tsv_writer(mmbench_frame(rotations=False), "mmmb_en.tsv")))
+    mode = choice.mode
     preds = {241: "the second one", 7: "C", 12: "no idea", 30: "D"}
     without = score(bench, preds, mode).summary()
     assert without["overall"] == 0.5 and without["n_unmatched"] == 2
@@ -61,7 +62,8 @@ def test_judge_only_sees_unmatched_rows(server, tsv_writer):
 
 
 def test_unreachable_judge_is_a_clear_error(tsv_writer):
-    bench, mode = prepare(load_benchmark(tsv_writer(mmbench_frame(rotations=False), "mmmb_en.tsv")))
+    bench, choice = prepare(load_benchmark(tsv_writer(mmbench_frame(rotations=False), "mmmb_en.tsv")))
+    mode = choice.mode
     judge = OpenAIJudge("http://127.0.0.1:9/v1", "m", retries=0, timeout=2)
     with pytest.raises(JudgeError, match="judge at http://127.0.0.1:9/v1 failed"):
         score(bench, {241: "hmm"}, mode, judge)

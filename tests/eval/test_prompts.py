@@ -46,11 +46,48 @@ def test_llava_style_and_languages():
     assert build_prompt(row("ru"), "lmms").endswith("\n\nВыбери правильный вариант ответа буквой.")
 
 
-@pytest.mark.parametrize("language", ["en", "zh", "pt", "ar", "tr", "ru"])
-def test_every_mmmb_language_has_its_own_instruction(language):
-    endings = {build_prompt(row(lang), "vlmevalkit").splitlines()[-1] for lang in ["en", "zh", "pt", "ar", "tr", "ru"]}
+QUESTIONS = {
+    "zh": "图中的人在做什么？",
+    "pt": "Que atividade a pessoa na imagem está realizando?",
+    "ar": "ما النشاط الذي يقوم به الشخص في الصورة؟",
+    "tr": "Resimdeki kişi hangi aktiviteyi yapıyor?",
+    "ru": "Каким занятием занят человек на изображении?",
+}
+
+
+@pytest.mark.parametrize("language", ["zh", "pt", "ar", "tr", "ru"])
+def test_vlmevalkit_style_is_english_in_every_language(language):
+    """VLMEvalKit's build_prompt has one closing line, English, whatever the file's language."""
+    question = QUESTIONS[language]
+    expected = (
+        f"Question: {question}\nOptions:\nA. Swimming\nB. Running\nC. Fishing\nD. Cycling\n"
+        "Please select the correct answer from the options above. \n"
+    )
+    assert build_prompt(row(language, hint=None, question=question), "vlmevalkit") == expected
+    translated = build_prompt(row(language, hint=None, question=question), "vlmevalkit_translated")
+    assert translated.startswith(expected[: expected.index("Please")]) and "Please select" not in translated
+
+
+def test_translated_style_has_its_own_instruction_per_language():
+    endings = {build_prompt(row(lang), "vlmevalkit_translated").splitlines()[-1] for lang in ["en", "zh", "pt", "ar", "tr", "ru"]}
     assert len(endings) == 6
-    assert build_prompt(row(language), "llava") != build_prompt(row("en"), "llava") or language == "en"
+
+
+def test_cells_keep_their_whitespace():
+    """VLMEvalKit formats the cells as read: a trailing space or a newline inside a cell stays."""
+    r = MCQRow(index=1, question="How many? ", options={"A": " 2", "B": "3\n"}, images=(), hint="Look  closely.")
+    assert build_prompt(r, "vlmevalkit") == (
+        "Hint: Look  closely.\nQuestion: How many? \nOptions:\nA.  2\nB. 3\n\n"
+        "Please select the correct answer from the options above. \n"
+    )
+
+
+def test_llava_style_detects_chinese_in_hint_and_options_too():
+    """Parrot picks the Chinese instruction when cn_string(prompt) holds, the prompt being hint + question + options."""
+    in_options = MCQRow(index=1, question="Which one?", options={"A": "苹果", "B": "香蕉"}, images=(), language="en")
+    in_hint = MCQRow(index=1, question="Which one?", options={"A": "x", "B": "y"}, images=(), hint="看图。", language="pt")
+    assert build_prompt(in_options, "llava").endswith("\n请直接用给定选项中的选项字母回答。")
+    assert build_prompt(in_hint, "llava").endswith("\n请直接用给定选项中的选项字母回答。")
 
 
 def test_images_come_first_and_unknown_languages_fall_back_to_english():

@@ -9,7 +9,8 @@ import pytest
 from conftest import mmbench_frame, write_tsv
 
 from mmoe.cli import main
-from mmoe.eval import BenchmarkError, evaluate, score_predictions
+from mmoe.eval import BenchmarkError, evaluate, load_benchmark, score_predictions
+from mmoe.eval.circular import prepare
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def test_evaluate_writes_predictions_and_reports(tiny_model_dir, files, tmp_path
     assert "| en | ru |" in (out / "results.md").read_text() and (out / "accuracy.png").is_file()
     assert list(pd.read_csv(out / "all_acc.csv").columns[:3]) == ["DATASET", "split", "Overall"]
     # rescoring the written predictions file reproduces the run's score
-    again = score_predictions(out / "MMBench_DEV_EN" / "predictions.tsv", tmp_path / "rescored", benchmark=files[0])
+    (again,) = score_predictions(out / "MMBench_DEV_EN" / "predictions.tsv", tmp_path / "rescored", [files[0]]).values()
     assert again["overall"] == en["overall"] and again["n_unmatched"] == en["n_unmatched"]
 
 
@@ -70,13 +71,17 @@ def test_cli_run_score_and_check(tiny_model_dir, files, tmp_path, capsys):
     out = tmp_path / "cli"
     code = main(["eval", "run", "--model", str(tiny_model_dir), "--benchmark", str(files[1]), "--out", str(out),
                  "--batch-size", "2", "--max-new-tokens", "3", "--style", "llava", "--quiet"])
-    assert code == 0 and "mmmb_ru [ru, vanilla]" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert code == 0 and "mmmb_ru [ru]: " in printed and "  mode vanilla (the name 'mmmb_ru' is not" in printed
+    assert "rows: 4 read, 4 scored, 4 predicted, 0 missing (strict: counted wrong)" in printed
+    assert "prompt style llava; extraction rules mmoe-2" in printed
     code = main(["eval", "score", "--predictions", str(out / "mmmb_ru" / "predictions.tsv"), "--benchmark", str(files[1]),
                  "--out", str(tmp_path / "scored")])
     assert code == 0 and json.loads((tmp_path / "scored" / "summary.json").read_text())["n_questions"] == 4
     assert main(["eval", "check", str(files[0]), str(files[2])]) == 0
     text = capsys.readouterr().out
-    assert "13 rows, 4 questions, language en, circular scoring" in text and "no answers (test split)" in text
+    assert "13 rows, 4 questions, language en, circular scoring (the name 'MMBench_DEV_EN' contains 'mmbench'" in text
+    assert "no answers (test split)" in text and "4 images decoded" in text
     bad = mmbench_frame()
     bad.loc[0, "image"] = "%%%" * 30
     assert main(["eval", "check", str(write_tsv(bad, tmp_path / "bad.tsv"))]) == 2
@@ -105,3 +110,43 @@ def test_shipped_recipes_validate_and_name_their_downloads():
     for path in recipes:
         recipe = load_recipe(path)
         assert all(name in recipe.downloads for name in recipe.benchmarks), path
+
+
+def test_run_and_score_give_the_same_number(tiny_model_dir, tmp_path, capsys):
+    """On an MMBench file without copies, eval run predicts generated rotations; eval score of its
+    predictions (with or without the benchmark) gives the run's number, mode and reason."""
+    bench = write_tsv(mmbench_frame(rotations=False), tmp_path / "MMBench_DEV_EN.tsv")
+    out = tmp_path / "out"
+    evaluate(tiny_model_dir, [bench], out, batch_size=4, max_new_tokens=2, progress=False)
+    cache = out / "MMBench_DEV_EN" / "cache" / "generate.jsonl"
+    lines = cache.read_text().splitlines()
+    answers = {row.index: row.answer for row in prepare(load_benchmark(bench))[0].rows}
+    items = [json.loads(line) for line in lines[1:]]
+    for n, item in enumerate(items):  # a model right on all rows but two
+        item["value"] = answers[item["index"]] if n not in (2, 5) else "Z"
+    cache.write_text("\n".join([lines[0], *map(json.dumps, items)]) + "\n")
+    run = evaluate(tiny_model_dir, [bench], out, batch_size=4, max_new_tokens=2, progress=False)["MMBench_DEV_EN"]
+    assert run["mode"] == "circular" and run["n_rows"] == 13 and 0 < run["overall"] < 1
+    predictions = out / "MMBench_DEV_EN" / "predictions.tsv"
+    for benchmarks in ([], [bench]):
+        (again,) = score_predictions(predictions, tmp_path / f"s{len(benchmarks)}", benchmarks).values()
+        assert (again["overall"], again["mode"], again["n_rows"], again["n_missing"]) == (run["overall"], "circular", 13, 0)
+        assert again["style"] == "vlmevalkit" and again["mode_reason"].startswith("recorded by eval run")
+    assert main(["eval", "score", "--predictions", str(predictions), "--out", str(tmp_path / "cli")]) == 0
+    assert f"{100 * run['overall']:.2f}% of 4 questions" in capsys.readouterr().out
+
+
+def test_check_decodes_every_image(tmp_path, capsys):
+    """A truncated PNG passes a header check but fails when decoded: check finds it, naming row and column."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.effect_noise((64, 64), 80).convert("RGB").save(buffer, format="PNG")
+    data = buffer.getvalue()
+    frame = mmbench_frame()
+    frame.loc[0, "image"] = base64.b64encode(data[: len(data) // 2]).decode()
+    assert main(["eval", "check", str(write_tsv(frame, tmp_path / "MMBench_DEV_EN.tsv"))]) == 2
+    assert "row 1 (index 241), column 'image': image cannot be decoded" in capsys.readouterr().err

@@ -33,7 +33,8 @@ PREDICTIONS = {
 
 
 def test_circular_scores_by_hand(mmbench_tsv):
-    bench, mode = prepare(load_benchmark(mmbench_tsv))
+    bench, choice = prepare(load_benchmark(mmbench_tsv))
+    mode = choice.mode
     assert mode == "circular"
     s = score(bench, PREDICTIONS, mode).summary()
     assert s["overall"] == pytest.approx(2 / 4) and s["n_questions"] == 4 and s["n_correct"] == 2
@@ -49,14 +50,16 @@ def test_circular_scores_by_hand(mmbench_tsv):
 
 
 def test_one_wrong_rotation_fails_the_question(mmbench_tsv):
-    bench, mode = prepare(load_benchmark(mmbench_tsv))
+    bench, choice = prepare(load_benchmark(mmbench_tsv))
+    mode = choice.mode
     preds = {**PREDICTIONS, 2000007: "Swimming"}
     s = score(bench, preds, mode).summary()
     assert s["overall"] == pytest.approx(1 / 4) and s["by_category"]["action_recognition"] == 0.0
 
 
 def test_vanilla_mode_counts_every_row(mmbench_tsv):
-    bench, mode = prepare(load_benchmark(mmbench_tsv), "vanilla")
+    bench, choice = prepare(load_benchmark(mmbench_tsv), "vanilla")
+    mode = choice.mode
     s = score(bench, PREDICTIONS, mode).summary()
     assert mode == "vanilla" and s["n_questions"] == 13 and s["overall"] == pytest.approx(11 / 13)
     assert "vanilla_all" not in s and s["by_category"]["ocr"] == pytest.approx(3 / 4)
@@ -90,14 +93,16 @@ def test_rotation_offset_grows_and_abnormal_rows_stay_single(tsv_writer):
 
 def test_mmmb_is_vanilla_without_l2(tsv_writer):
     frame = mmbench_frame(rotations=False).drop(columns=["L2-category"])
-    bench, mode = prepare(load_benchmark(tsv_writer(frame, "mmmb_tr.tsv")))
+    bench, choice = prepare(load_benchmark(tsv_writer(frame, "mmmb_tr.tsv")))
+    mode = choice.mode
     s = score(bench, {241: "Cevap: B", 7: "C şıkkı", 12: "B", 30: ""}, mode).summary()
     assert mode == "vanilla" and s["language"] == "tr" and s["by_l2_category"] == {}
     assert s["overall"] == pytest.approx(2 / 4) and s["n_unmatched"] == 1 and s["extraction_rules"]["empty"] == 1
 
 
 def test_acc_csv_layout(mmbench_tsv):
-    bench, mode = prepare(load_benchmark(mmbench_tsv))
+    bench, choice = prepare(load_benchmark(mmbench_tsv))
+    mode = choice.mode
     table = acc_table(score(bench, PREDICTIONS, mode))
     assert list(table.columns) == [
         "split", "Overall", "AR", "CP", "FP-C", "FP-S", "action_recognition", "identity_reasoning", "image_style", "ocr"
@@ -119,9 +124,9 @@ def test_score_file_from_other_tool(mmbench_tsv, tmp_path):
     frame.to_csv(full, sep="\t", index=False)
     path = tmp_path / "Parrot_MMBench_DEV_EN.tsv"
     frame[frame["index"] != 3000030].to_csv(path, sep="\t", index=False)
-    summary = score_predictions(path, tmp_path / "out", benchmark=mmbench_tsv)
+    (summary,) = score_predictions(path, tmp_path / "out", [mmbench_tsv]).values()
     assert summary["overall"] == 0.5 and summary["n_missing"] == 1 and summary["mode"] == "circular"
-    alone = score_predictions(full, tmp_path / "out2")  # no benchmark: the predictions file carries the columns
+    (alone,) = score_predictions(full, tmp_path / "out2").values()  # no benchmark: the predictions file carries the columns
     assert alone["overall"] == 0.5 and alone["n_questions"] == 4 and alone["n_unmatched"] == 2
     written = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert {"mode", "overall", "by_category", "by_l2_category", "n_questions", "n_unmatched"} <= set(written)
@@ -133,4 +138,16 @@ def test_predictions_with_unknown_index_are_an_error(mmbench_tsv, tmp_path):
     path = tmp_path / "preds.tsv"
     pd.DataFrame({"index": [241, 99], "prediction": ["B", "A"]}).to_csv(path, sep="\t", index=False)
     with pytest.raises(BenchmarkError, match=r"row 2 \(index 99\), column 'index'"):
-        score_predictions(path, tmp_path / "out", benchmark=mmbench_tsv)
+        score_predictions(path, tmp_path / "out", [mmbench_tsv])
+
+
+def test_all_zero_chart_still_shows_every_bar(mmbench_tsv):
+    """A 0 % bar has no height: each bar carries its value, so the chart is not an empty frame."""
+    from mmoe.eval.report import chart_figure
+
+    bench, choice = prepare(load_benchmark(mmbench_tsv))
+    summary = score(bench, {}, choice.mode).summary()
+    assert summary["overall"] == 0.0
+    ax = chart_figure([summary]).axes[0]
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == ["0"] * (1 + len(summary["by_category"]))

@@ -7,12 +7,13 @@ from conftest import OFFSET, QUESTIONS, mmbench_frame, png_b64
 
 from mmoe.eval import BenchmarkError, load_benchmark
 from mmoe.eval.errors import ImageDataError
+from mmoe.eval.mode import resolve_mode
 from mmoe.eval.tsv import open_rows
 
 
 def test_loads_circular_file_with_pointer_images(mmbench_tsv):
     bench = load_benchmark(mmbench_tsv)
-    assert bench.name == "MMBench_DEV_EN" and bench.language == "en" and bench.default_mode == "circular"
+    assert bench.name == "MMBench_DEV_EN" and bench.language == "en" and resolve_mode("auto", bench).mode == "circular"
     assert len(bench) == sum(len(q["options"]) for q in QUESTIONS)
     assert bench.has_answers and bench.has_rotations
     rows = bench.by_index()
@@ -51,7 +52,7 @@ def test_language_flag_and_script_fallback(tsv_writer):
     frame["question"] = "图中的人在做什么？"
     assert load_benchmark(tsv_writer(frame, "bench2.tsv")).language == "zh"
     mmmb = load_benchmark(tsv_writer(frame, "mmmb_en.tsv"))
-    assert mmmb.default_mode == "vanilla"
+    assert resolve_mode("auto", mmmb).mode == "vanilla"
 
 
 def test_multi_image_list_cell(tsv_writer):
@@ -134,3 +135,38 @@ def test_open_rows_yields_each_bad_row_and_goes_on(tsv_writer):
     assert errors[-1].row == 3 and errors[-1].column == "answer"
     with pytest.raises(ImageDataError, match="row 1"):
         rows.benchmark("MMBench_DEV_EN")
+
+
+def test_text_cells_keep_whitespace_and_prompt_is_vlmevalkits(tsv_writer):
+    """Cells are used as read (VLMEvalKit does not strip), so the prompt keeps a cell's trailing space."""
+    from mmoe.eval.prompts import build_prompt
+
+    frame = mmbench_frame(rotations=False)
+    frame.loc[2, "question"] = "Which color dominates the image? "
+    frame.loc[2, "A"] = "red "
+    row = load_benchmark(tsv_writer(frame, "mmmb_en.tsv")).by_index()[12]
+    assert row.question.endswith("image? ") and row.options["A"] == "red "
+    assert build_prompt(row, "vlmevalkit") == (
+        "Question: Which color dominates the image? \nOptions:\nA. red \nB. green\nC. blue\n"
+        "Please select the correct answer from the options above. \n"
+    )
+
+
+def test_json_nulls_are_empty_cells_not_nan(tmp_path):
+    """A 3-option row in JSON lines has ``"D": null``: no option D, and no ``nan`` hint."""
+    import json
+
+    path = tmp_path / "mmmb_en.jsonl"
+    rows = [{"index": 1, "question": "Color?", "hint": None, "A": "red", "B": "green", "C": "blue", "D": None,
+             "answer": "A", "image": png_b64((1, 2, 3))}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    row = load_benchmark(path).rows[0]
+    assert row.options == {"A": "red", "B": "green", "C": "blue"} and row.hint is None
+
+
+@pytest.mark.parametrize(("content", "message"), [(b"", "is empty"), (b"index\tquestion\tA\tanswer\n", "no rows")])
+def test_empty_files_are_named(tmp_path, content, message):
+    path = tmp_path / "MMBench_DEV_EN.tsv"
+    path.write_bytes(content)
+    with pytest.raises(BenchmarkError, match=f"MMBench_DEV_EN.tsv: .*{message}"):
+        load_benchmark(path)
