@@ -195,7 +195,7 @@ class MMoEModel(nn.Module):
             logits=out.logits,
             aux_losses=aux,
             router_stats=records.router_stats(self._stat_names),
-            past_key_values=getattr(out, "past_key_values", None),
+            past_key_values=getattr(out, self._cache_arg, None),
         )
 
     def _expansion(self, generate_kwargs: dict[str, Any]) -> int:

@@ -19,7 +19,7 @@ from mmoe.train.distributed import all_true, init_distributed
 from mmoe.train.engine import build_engine
 from mmoe.train.metrics import MetricsLogger
 from mmoe.train.reporters import require_wandb
-from mmoe.train.stages import apply_stage, optimizer_groups
+from mmoe.train.stages import apply_stage, describe_stage, optimizer_groups
 from mmoe.train.validation import validation_loss
 
 
@@ -83,6 +83,8 @@ def train(cfg: MMoEConfig, data_factory=None, eval_factory=None) -> TrainResult:
     rank, world = init_distributed()
     model = build_training_model(cfg)
     trainable = apply_stage(model, tcfg.stage)
+    if rank == 0:
+        print(describe_stage(model, tcfg.stage, trainable), flush=True)
     torch.manual_seed(tcfg.seed + rank)
     if data_factory is None:
         from mmoe.train.data import build_train_loader as data_factory

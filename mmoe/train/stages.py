@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import nn
 
 from mmoe.config.errors import ConfigError
-from mmoe.model.parts import parameter_groups
+from mmoe.model.parts import group_sizes, parameter_groups
 from mmoe.train.config import StageConfig, TrainConfig
 
 
@@ -29,6 +29,15 @@ def apply_stage(model: nn.Module, stage: StageConfig) -> dict[str, list[str]]:
     if missing:
         raise ConfigError(f"stage {stage.name!r} trains {missing}, but the model has no such parameters")
     return trainable
+
+
+def describe_stage(model: nn.Module, stage: StageConfig, trainable: dict[str, list[str]]) -> str:
+    """One line saying what this stage trains and what stays frozen, with parameter counts."""
+    params = dict(model.named_parameters())
+    sizes = group_sizes(model)
+    trained = ", ".join(f"{g} ({sum(params[n].numel() for n in names):,})" for g, names in trainable.items())
+    frozen = ", ".join(f"{g} ({n:,})" for g, n in sizes.items() if g not in trainable) or "nothing"
+    return f"stage {stage.name!r} trains {trained}; frozen: {frozen}"
 
 
 def optimizer_groups(model: nn.Module, cfg: TrainConfig, trainable: dict[str, list[str]]) -> list[dict]:

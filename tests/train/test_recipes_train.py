@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from mmoe.config import load_config
+from mmoe.model.build import build_model
 from mmoe.model.parts import parameter_groups
+from mmoe.train.stages import apply_stage, describe_stage
 from mmoe.train.loop import train
 from tests.conftest import CONFIGS
 from tests.train.toydata import toy_factory
@@ -39,6 +41,14 @@ def test_every_shipped_training_recipe_is_listed():
 @pytest.mark.parametrize("recipe", sorted(TRAINS))
 def test_recipe_stage_trains_the_groups_of_its_method(recipe):
     assert set(load_config(CONFIGS / recipe).train.stage.trainable) == TRAINS[recipe]
+
+
+def test_training_says_what_the_stage_trains():
+    model = build_model(load_config(CONFIGS / "mole.yaml"))
+    stage = load_config(CONFIGS / "mole.yaml").train.stage
+    line = describe_stage(model, stage, apply_stage(model, stage))
+    assert line.startswith("stage 'mole' trains projector (24,832), experts (")
+    assert "routers (" in line and "frozen: vision (" in line and "llm (" in line
 
 
 @pytest.mark.parametrize("recipe", ["mole.yaml", "moma.yaml", "parrot.yaml", "demo/stage2.yaml"])
