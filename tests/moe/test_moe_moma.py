@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from mmoe.config.errors import ConfigError
+from mmoe.model.checkpoint import load_model, save_model
 from mmoe.model.parts import parameter_groups
 from mmoe.moe.core.routers import ExpertChoiceInferenceError, ExpertChoiceRouter
 from mmoe.moe.methods.moma import AuxRoutedRouter, ModalityGroups
@@ -100,3 +102,21 @@ def test_aux_router_phase_trains_only_aux_routers_and_they_take_over_at_inferenc
     assert torch.equal(out.plan.mask, layer.router.aux_router(x).sigmoid() > 0.5)
     one = layer.router(x[:1])  # a single decode-step token routes the same as inside the batch
     assert torch.equal(one.plan.mask[0], out.plan.mask[0])
+
+
+def test_a_checkpoint_records_that_its_aux_routers_were_trained(tmp_path):
+    torch.manual_seed(0)
+    model = tiny_model("moma", *EXPERT_CHOICE).train()
+    batch = make_batch(model)
+    save_model(model, tmp_path / "untrained")
+    with pytest.raises(ExpertChoiceInferenceError, match="never trained"):
+        load_model(tmp_path / "untrained")(**batch)
+    apply_stage(model, StageConfig(name="aux", trainable=["aux_routers"]))
+    model(**batch).aux_losses["moma_aux_router_bce"].backward()
+    save_model(model, tmp_path / "trained", weights="trainable")
+    saved = load_file(str(tmp_path / "trained" / "model.safetensors"))
+    flags = [key for key in saved if key.endswith("aux_router.trained")]
+    assert len(flags) == 4 and all(bool(saved[key]) for key in flags)  # kept with the trainable aux routers
+    save_model(model, tmp_path / "full", weights="full")
+    loaded = load_model(tmp_path / "full")
+    assert torch.allclose(loaded(**batch).logits, model.eval()(**batch).logits, atol=1e-6)
