@@ -15,6 +15,8 @@ COMMANDS = {
     "convert": "mmoe.commands.convert",
     "train": "mmoe.commands.train",
     "demo": "mmoe.commands.demo",
+    "analyze": "mmoe.commands.analyze",
+    "plot": "mmoe.commands.plot",
 }
 
 

@@ -139,6 +139,7 @@ class MMoEModel(nn.Module):
         pixel_values: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         records: RoutingRecords | None = None,
+        language_ids: torch.Tensor | None = None,
     ) -> SplicedInputs:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -152,7 +153,8 @@ class MMoEModel(nn.Module):
             if labels is not None:
                 prompt_mask &= labels == IGNORE_INDEX
             sample_of_image = torch.repeat_interleave(torch.arange(len(per_sample), device=embeds.device), per_sample)
-            prompt = PromptContext(embeds=embeds, mask=prompt_mask, sample_of_image=sample_of_image)
+            language = language_ids[sample_of_image, 0] if language_ids is not None else None
+            prompt = PromptContext(embeds=embeds, mask=prompt_mask, sample_of_image=sample_of_image, language_of_image=language)
             embeds = scatter_visual_tokens(embeds, image_mask, self.encode_images(pixel_values, prompt, records))
         elif self.training:
             # Run a blank image so every rank gathers and uses the same parameters each step: under
@@ -171,10 +173,13 @@ class MMoEModel(nn.Module):
         pixel_values: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         language_ids: torch.Tensor | None = None,
+        records: RoutingRecords | None = None,
         **llm_kwargs,
     ) -> MMoEOutput:
-        records = RoutingRecords(reduce=self._loss_reduce)
-        spliced = self.embed_inputs(input_ids, attention_mask, pixel_values, labels, records)
+        """``records``: this call's sink, when the caller wants different options (``mmoe analyze``
+        asks for entropy histograms); by default a fresh one. Its losses and statistics are returned."""
+        records = records if records is not None else RoutingRecords(reduce=self._loss_reduce)
+        spliced = self.embed_inputs(input_ids, attention_mask, pixel_values, labels, records, language_ids)
         self._announce(_AnnouncedCall("forward", spliced.attention_mask.bool(), spliced.modality_ids, language_ids, records))
         try:
             out = self.llm(

@@ -35,6 +35,7 @@ class RoutingRecords:
     """
 
     reduce: LossReduce = "mean"
+    entropy_bins: int = 0
     _loss_sums: dict[str, torch.Tensor] = field(default_factory=dict)
     _loss_counts: dict[str, int] = field(default_factory=dict)
     stats: dict[object, RouterStats] = field(default_factory=dict)
@@ -50,7 +51,7 @@ class RoutingRecords:
 
     def stats_for(self, module: object) -> RouterStats:
         """The statistics accumulator of one routed module (keyed by the module itself)."""
-        return self.stats.setdefault(module, RouterStats())
+        return self.stats.setdefault(module, RouterStats(self.entropy_bins))
 
     def router_stats(self, names: dict[object, str]) -> dict[str, dict[str, torch.Tensor]]:
         """Statistics keyed by each module's name in the model (e.g. ``llm.model.layers.3.mlp``)."""

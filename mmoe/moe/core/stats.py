@@ -3,12 +3,15 @@
 Per router: ``tokens_per_expert`` (routing assignments each expert received, null experts
 included), ``expert_weight`` (mean combine weight per expert), ``router_entropy`` (mean entropy of the per-token expert distribution, nats),
 ``dropped_tokens`` (tokens that reached no real expert: capacity overflow or null-only picks) and
-``num_tokens``; with language ids known, ``tokens_per_expert/<lang>`` per language. Keys get a
+``num_tokens``; with language ids known, ``tokens_per_expert/<lang>`` and ``routing_weight/<lang>``
+(summed combine weights: what soft routing such as Parrot's gives each expert) per language. Keys get a
 ``<group>/`` prefix inside modality groups (``text/``, ``image/``).
 Only real tokens are counted: padding never reaches a router.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -19,8 +22,12 @@ _MEANS = {"entropy_sum": "router_entropy", "weight_sum": "expert_weight"}
 
 
 class RouterStats:
-    def __init__(self) -> None:
+    """``entropy_bins`` > 0 also counts tokens per bin of normalised entropy ``H / log E`` in [0, 1]
+    (``entropy_hist``), for entropy distributions in ``mmoe analyze``."""
+
+    def __init__(self, entropy_bins: int = 0) -> None:
         self._sums: dict[str, torch.Tensor] = {}
+        self.entropy_bins = entropy_bins
 
     def _add(self, key: str, value: torch.Tensor) -> None:
         self._sums[key] = self._sums[key] + value if key in self._sums else value
@@ -35,9 +42,15 @@ class RouterStats:
         self._add(prefix + "weight_sum", out.plan.combine.detach().sum(0).float())
         self._add(prefix + "dropped_tokens", (~mask[:, :num_real].any(-1)).sum().float())
         self._add(prefix + "num_tokens", torch.tensor(float(mask.shape[0]), device=mask.device))
+        if self.entropy_bins:
+            normalised = entropy.float() / math.log(probs.shape[-1]) if probs.shape[-1] > 1 else torch.zeros_like(entropy)
+            self._add(prefix + "entropy_hist", torch.histc(normalised.clamp(0, 1), bins=self.entropy_bins, min=0.0, max=1.0))
         if language is not None:
+            combine = out.plan.combine.detach().float()
             for lang in language.unique().tolist():
-                self._add(f"{prefix}tokens_per_expert/{LANGUAGES[lang]}", mask[language == lang].sum(0).float())
+                rows = language == lang
+                self._add(f"{prefix}tokens_per_expert/{LANGUAGES[lang]}", mask[rows].sum(0).float())
+                self._add(f"{prefix}routing_weight/{LANGUAGES[lang]}", combine[rows].sum(0))
         for name, value in out.extras.items():
             self._add(prefix + name, value.detach().float().sum())
 
@@ -53,3 +66,21 @@ class RouterStats:
             prefix = key[: -len(suffix)]
             out[prefix + _MEANS[suffix]] = value / sums[prefix + "num_tokens"].clamp_min(1.0)
         return out
+
+
+def merge_stats(total: dict[str, torch.Tensor], more: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Two popped statistics of one router combined as if accumulated together: sums add, per-token
+    means are weighted by their token counts."""
+    merged = dict(total)
+    for key, value in more.items():
+        if key not in merged:
+            merged[key] = value
+            continue
+        mean = next((m for m in _MEANS.values() if key.endswith(m)), None)
+        if mean is None:
+            merged[key] = merged[key] + value
+            continue
+        count = key[: -len(mean)] + "num_tokens"
+        a, b = total[count], more[count]
+        merged[key] = (merged[key] * a + value * b) / (a + b).clamp_min(1.0)
+    return merged

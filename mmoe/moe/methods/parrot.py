@@ -32,11 +32,13 @@ GROUP = "moe_projector"
 @dataclass
 class PromptContext:
     """The word embeddings of each sample's tokens (``[B, L, D]``), which of them are prompt tokens
-    (``mask``, ``[B, L]``), and the sample each image belongs to (``sample_of_image``, ``[N_img]``)."""
+    (``mask``, ``[B, L]``), the sample each image belongs to (``sample_of_image``, ``[N_img]``) and,
+    when known, each image's language id (for router statistics)."""
 
     embeds: torch.Tensor
     mask: torch.Tensor
     sample_of_image: torch.Tensor
+    language_of_image: torch.Tensor | None = None
 
 
 def attend_prompt(query: torch.Tensor, prompt: PromptContext | None) -> torch.Tensor:
@@ -80,7 +82,8 @@ class ParrotProjector(nn.Module):
         images, tokens, width = hidden.shape
         out = self.router(attend_prompt(hidden[:, 0], prompt))
         if records is not None:
-            records.stats_for(self).add(out, self.experts.num_experts)
+            language = prompt.language_of_image if prompt is not None else None
+            records.stats_for(self).add(out, self.experts.num_experts, language=language)
         plan = out.plan.repeat_rows(tokens)
         mixed = self.experts(hidden.reshape(images * tokens, width), plan, self.dispatch).view(images, tokens, width)
         if self.residual == "paper":
