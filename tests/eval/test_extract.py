@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmoe.eval.extract import extract
+from mmoe.eval.extract import Extraction, extract
 
 OPTIONS = {"A": "Swimming", "B": "Running", "C": "Fishing", "D": "Cycling"}
 
@@ -27,9 +27,16 @@ CASES = [
     ("B是正确的", "B", "standalone"), ("\\boxed{B}", "B", "standalone"), ("A person is running, so B", "B", "standalone"),
     ("A is correct", "A", "standalone"), ("B şıkkı doğru", "B", "standalone"),
     ("Running", "B", "text"), ("running on the beach", "B", "text"), ("The person is fishing.", "C", "text"),
-    ("I think it is A or B", None, "none"), ("The answer is E", None, "none"), ("E", None, "none"),
+    ("I think it is A or B", None, "several"), ("The answer is E", None, "none"), ("E", None, "none"),
     ("I don't know", None, "none"), ("", None, "empty"), ("   ", None, "empty"),
     ("Failed to obtain answer via API.", None, "api_failure"),
+    # replies that named a confident wrong letter before (issue 13, finding 5)
+    ("A, B", None, "several"), ("B、C", None, "several"), ("(B) or (C)", None, "several"),
+    ("A. Swimming or B. Running", None, "several"), ("答案是A或B", None, "several"),
+    ("D. Cycling is wrong; the answer is B.", "B", "phrase"),
+    ("A. Swimming - no water.\nB. Running - mid-stride.\nC. Fishing - no rod.\nD. Cycling - no bike.\nAnswer: B", "B", "phrase"),
+    ("Jl\ufffdD\ufffdb", None, "none"), ("The answer is b.", "B", "phrase"), ("The answer is a dog.", None, "none"),
+    ("정답은 B입니다.", "B", "phrase"), ("答えはBです。", "B", "phrase"),
 ]
 
 
@@ -48,6 +55,13 @@ def test_option_text_inside_a_longer_option_does_not_count():
 def test_letters_outside_the_row_options_never_match():
     options = {"A": "yes", "B": "no"}
     assert extract("C", options).letter is None and extract("答案是C", options).letter is None
+
+
+def test_russian_preposition_is_not_a_letter():
+    """"В" before a Cyrillic word is the preposition "in": "Ответ: В воде" chooses the option "В воде"."""
+    options = {"A": "На дороге", "B": "В лесу", "C": "В воде", "D": "В небе"}
+    assert extract("Ответ: В воде.", options) == extract("В воде", options) == Extraction("C", "text")
+    assert extract("Ответ: В", options) == Extraction("B", "phrase")
 
 
 def test_long_explanations_skip_text_matching():
