@@ -136,3 +136,10 @@ def test_rotation_group_with_three_of_four_rows_is_named(tsv_writer, tmp_path):
         legacy.loc[legacy["index"] == index, "answer"] = "ABC"[texts.index("Fishing")]
     bench = load_benchmark(tsv_writer(legacy, "MMBench_legacy.tsv"))
     assert score(bench, {r.index: r.answer for r in bench.rows}, "circular").summary()["overall"] == 1.0
+
+
+def test_duplicate_prediction_index_is_named(mmbench_tsv, tmp_path, capsys):
+    path = tmp_path / "preds.tsv"
+    pd.DataFrame({"index": [241, 7, 241], "prediction": ["B", "C", "A"]}).to_csv(path, sep="\t", index=False)
+    assert main(["eval", "score", "--predictions", str(path), "--benchmark", str(mmbench_tsv), "--out", str(tmp_path / "o")]) == 2
+    assert "preds.tsv, row 3 (index 241), column 'index': index 241 has a second prediction" in capsys.readouterr().err
