@@ -121,6 +121,7 @@ def evaluate(
     summaries: dict[str, dict] = {}
     tables: dict[str, pd.DataFrame] = {}
     for bench in loaded:
+        rows_read = len(bench)
         bench, choice = prepare(bench, mode)
         bench = _limit(bench, limit)
         folder = out_dir / bench.name
@@ -145,7 +146,7 @@ def evaluate(
                   "style": style, "model": fingerprint, "dtype": settings["dtype"], "ranks": ranks.world}
         (folder / RUN_RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False))
         extra: dict = {"predictions": str(pred_path), "style": style, "mode_reason": choice.reason,
-                       "n_rows_read": len(bench), "ranks": ranks.world}
+                       "n_rows_read": rows_read, "ranks": ranks.world}
         if likelihood:
             scores = ranks.merged(folder, "likelihood", ll_settings, bench.rows)
             chosen = {index: choose(s) for index, s in scores.items()}

@@ -126,7 +126,8 @@ def test_run_and_score_give_the_same_number(tiny_model_dir, tmp_path, capsys):
         item["value"] = answers[item["index"]] if n not in (2, 5) else "Z"
     cache.write_text("\n".join([lines[0], *map(json.dumps, items)]) + "\n")
     run = evaluate(tiny_model_dir, [bench], out, batch_size=4, max_new_tokens=2, progress=False)["MMBench_DEV_EN"]
-    assert run["mode"] == "circular" and run["n_rows"] == 13 and 0 < run["overall"] < 1
+    assert run["mode"] == "circular" and run["n_rows"] == 13 and run["n_rows_read"] == 4 and 0 < run["overall"] < 1
+    assert run["mode_reason"].endswith("rotations generated and predicted")
     predictions = out / "MMBench_DEV_EN" / "predictions.tsv"
     for benchmarks in ([], [bench]):
         (again,) = score_predictions(predictions, tmp_path / f"s{len(benchmarks)}", benchmarks).values()
