@@ -148,19 +148,23 @@ class MMoEModel(nn.Module):
         per_sample = images_per_sample(image_mask, self.tokens_per_image, num_images)
         embed = self.llm.get_input_embeddings()
         embeds = embed(input_ids.masked_fill(image_mask, 0))
+        prompt_mask = attention_mask.bool() & ~image_mask
+        if labels is not None:
+            prompt_mask &= labels == IGNORE_INDEX
         if num_images:
-            prompt_mask = attention_mask.bool() & ~image_mask
-            if labels is not None:
-                prompt_mask &= labels == IGNORE_INDEX
             sample_of_image = torch.repeat_interleave(torch.arange(len(per_sample), device=embeds.device), per_sample)
             language = language_ids[sample_of_image, 0] if language_ids is not None else None
             prompt = PromptContext(embeds=embeds, mask=prompt_mask, sample_of_image=sample_of_image, language_of_image=language)
             embeds = scatter_visual_tokens(embeds, image_mask, self.encode_images(pixel_values, prompt, records))
         elif self.training:
-            # Run a blank image so every rank gathers and uses the same parameters each step: under
-            # ZeRO-3 even frozen parameters are partitioned, and a rank that skips them would hang the
-            # others. It records no router statistics.
-            embeds = embeds + 0.0 * self.encode_images(self._blank_pixels()).sum()
+            # Run a blank image, as an image of sample 0 with that sample's prompt, so every rank
+            # calls the same modules in the same order, forward and backward, whether it has images
+            # or not: ZeRO-3 partitions even frozen parameters and replays one fetch order on every
+            # rank; a rank that skips a module, or reaches it in another order, hangs the others.
+            # It records no router statistics.
+            sample_zero = torch.zeros(1, dtype=torch.long, device=embeds.device)
+            blank = PromptContext(embeds=embeds, mask=prompt_mask, sample_of_image=sample_zero)
+            embeds = embeds + 0.0 * self.encode_images(self._blank_pixels(), blank).sum()
         if labels is not None:
             labels = mask_image_labels(labels, image_mask)
         return SplicedInputs(embeds, attention_mask, image_mask.long(), labels)

@@ -1,6 +1,8 @@
-"""DeepSpeed with 2 CPU ranks (gloo): ZeRO-2 and ZeRO-3 with MoLE, MoMa and the Parrot projector, where
-rank 1 never sees an image. Runs finish; losses are finite and identical across ranks (they are
-all-reduced), and so are the trained parameters (data parallelism keeps replicas equal)."""
+"""DeepSpeed with 2 CPU ranks (gloo), ZeRO-2 and ZeRO-3: every shipped tiny recipe trains 8 steps with
+micro-batch 2 while the ranks see different numbers of images per step (0, 1 or 2). Runs finish (a hang
+fails the test), losses are finite and identical across ranks (they are all-reduced), so are the trained
+parameters (data parallelism keeps replicas equal), every parameter of each trainable group moved, and
+nothing else did."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -17,11 +20,35 @@ import pytest
 
 from tests.conftest import CONFIGS, ROOT
 
-RECIPES = [
-    f"mole:{CONFIGS / 'mole.yaml'}:experts,routers",
-    f"moma:{CONFIGS / 'moma.yaml'}:experts,routers",
-    f"parrot:{CONFIGS / 'parrot.yaml'}:projector,moe_projector,llm",
+# images per step on (rank 0, rank 1): both without, one rank without, both with, in changing orders
+SCHEDULE = [[0, 0], [1, 0], [0, 0], [2, 1], [0, 2], [1, 1], [0, 0], [2, 0]]
+EXPERT_CHOICE = [
+    "model.moe.router.type=expert_choice", "model.moe.router.score=sigmoid",
+    "model.moe.groups.aux_router.hidden_ratio=0.5", "model.moe.losses.balance=0.0",
 ]
+# In the last decoder layer an image token's MLP output reaches only its own logits, which carry no
+# label, so MoMa's last-layer image group gets no LM gradient (expert choice has no balance loss either).
+LAST_IMAGE_GROUP = "llm.model.layers.1.mlp.core.groups.image."
+RUNS = [
+    {"name": "mole", "recipe": str(CONFIGS / "mole.yaml"), "trainable": "experts,routers"},
+    {"name": "moma_token_choice", "recipe": str(CONFIGS / "moma.yaml"), "trainable": "experts,routers", "may_stay": LAST_IMAGE_GROUP},
+    {
+        "name": "moma_expert_choice", "recipe": str(CONFIGS / "moma.yaml"), "overrides": EXPERT_CHOICE,
+        "trainable": "experts,routers", "may_stay": LAST_IMAGE_GROUP,
+    },
+    {  # MoMa's second phase, from the expert-choice model: only the causal aux routers learn
+        "name": "moma_aux_routers", "recipe": str(CONFIGS / "moma.yaml"), "trainable": "aux_routers",
+        "overrides": [*EXPERT_CHOICE, "train.init_from={out}/{zero}-moma_expert_choice/model"],
+    },
+    # the issue-10 hang: the MoE projector runs but only the MLP projector trains (parrot.yaml's default stage)
+    {"name": "parrot_projector_only", "recipe": str(CONFIGS / "parrot.yaml"), "trainable": "projector"},
+    {"name": "parrot_stage1", "recipe": str(CONFIGS / "parrot.yaml"), "overrides": ["model.projector.moe.bypass=true"], "trainable": "projector"},
+    {
+        "name": "parrot_stage2", "recipe": str(CONFIGS / "parrot.yaml"), "trainable": "projector,moe_projector,llm",
+        "overrides": ["train.init_from={out}/{zero}-parrot_stage1/model"],
+    },
+]
+HANG_S = 150  # per run; a healthy one takes about 10 s on 2 busy cores
 
 
 def _port() -> int:
@@ -30,25 +57,44 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+def _launch(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the deepspeed launcher in its own process group; on timeout kill the whole group (ranks too)."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
     env["DS_ACCELERATOR"] = "cpu"
     deepspeed = shutil.which("deepspeed", path=str(Path(sys.executable).parent)) or "deepspeed"
     cmd = [deepspeed, "--num_gpus", "2", "--master_port", str(_port()), *args]
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"deepspeed run exceeded {timeout} s (hang?):\n{stdout[-3000:]}\n{stderr[-3000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("zero", ["zero2", "zero3"])
-def test_two_cpu_ranks_one_without_images(tmp_path, zero):
-    proc = _launch([str(ROOT / "tests" / "train" / "ds_worker.py"), str(tmp_path), zero, *RECIPES], ROOT)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+def test_every_recipe_trains_on_two_cpu_ranks_with_uneven_images(tmp_path, zero):
+    spec = tmp_path / "runs.json"
+    spec.write_text(json.dumps({"out_dir": str(tmp_path), "zero": zero, "schedule": SCHEDULE, "hang_s": HANG_S, "runs": RUNS}))
+    proc = _launch([str(ROOT / "tests" / "train" / "ds_worker.py"), str(spec)], ROOT, timeout=len(RUNS) * HANG_S)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"{zero}-rank{r}.json").read_text()) for r in (0, 1)]
-    for name in ("mole", "moma", "parrot"):
-        history = ranks[0][name]["history"]
-        assert len(history) == 3 and all(math.isfinite(x) for x in history)
-        assert ranks[1][name]["history"] == history
-        assert ranks[1][name]["checksum"] == pytest.approx(ranks[0][name]["checksum"], rel=1e-9)
+    for run in RUNS:
+        name, trainable = run["name"], set(run["trainable"].split(","))
+        first, second = ranks[0][name], ranks[1][name]
+        assert len(first["history"]) == len(SCHEDULE) and all(math.isfinite(x) for x in first["history"]), name
+        assert second["history"] == first["history"], name
+        assert second["checksum"] == pytest.approx(first["checksum"], rel=1e-9), name
+        groups = first["groups"]
+        assert trainable <= set(groups), (name, groups)
+        for group, moved in groups.items():
+            if group in trainable:
+                stayed = [n for n in moved["unchanged"] if not ("may_stay" in run and n.startswith(run["may_stay"]))]
+                assert not stayed and moved["relative"] > 1e-4, (name, group, moved)
+            else:
+                assert len(moved["unchanged"]) == moved["tensors"], (name, group, moved)
 
 
 @pytest.mark.slow
@@ -67,7 +113,7 @@ def test_deepspeed_launcher_runs_the_train_module_on_prepared_data(tmp_path):
         "--module", "mmoe.train", str(CONFIGS / "tiny.yaml"), f"data.train=[{tmp_path / 'prepared'}]", "data.num_workers=0",
         f"train.output_dir={out}", "train.max_steps=3", "train.micro_batch_size=4", "train.progress=false",
         f"train.deepspeed={CONFIGS / 'deepspeed' / 'zero2.json'}", "train.stage.trainable=[projector,llm]",
-    ], ROOT)
+    ], ROOT, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2, 3]

@@ -20,9 +20,12 @@ class ColourDataset:
     def __len__(self) -> int:
         return self.n
 
+    def has_image(self, i: int) -> bool:
+        return i % 5 != 4
+
     def __getitem__(self, i: int) -> dict:
         name = list(COLOURS)[i % len(COLOURS)]
-        if i % 5 == 4:
+        if not self.has_image(i):
             turns, images = [Turn("user", "Say the word " + name), Turn("assistant", name)], []
         else:
             turns, images = [Turn("user", "<image>\nWhat colour?"), Turn("assistant", name)], [Image.new("RGB", (32, 32), COLOURS[name])]
@@ -33,11 +36,9 @@ def collate(processor: MMoEProcessor):
     return lambda samples: processor.pad([s["encoded"] for s in samples], [img for s in samples for img in s["images"]])
 
 
-def toy_factory(cfg, model, rank, world, n: int = 64, no_image_rank: int | None = None):
+def toy_factory(cfg, model, rank, world, n: int = 64):
     processor = MMoEProcessor.from_model(model)
     dataset = ColourDataset(processor, n)
-    if no_image_rank is not None and rank == no_image_rank:
-        dataset = [s for s in (dataset[i] for i in range(n)) if not s["images"]]
     plan = random_plan(len(dataset), cfg.train.micro_batch_size, cfg.train.seed, rank, world)
     return ResumableLoader(dataset, collate(processor), plan)
 
