@@ -1,7 +1,8 @@
 """ZeRO-3 replays one parameter-fetch order, recorded from the modules a step calls, on every rank: a rank
 whose text-only batch calls other modules, or the same ones in another order, than a rank with images
-hangs the job (issue 10). Fast check without DeepSpeed: for every tiny recipe and stage, the modules
-that run forward and backward on a text-only training batch are those of an image batch, in order."""
+hangs the job (issue 10). Fast checks without DeepSpeed: for every tiny recipe and stage, the modules
+that run forward and backward on a text-only training batch are those of an image batch, in order; and
+every module that owns parameters returns tensors in structures ZeRO-3 can see into."""
 
 from __future__ import annotations
 
@@ -62,3 +63,36 @@ def test_text_only_batch_calls_the_modules_of_an_image_batch_in_the_same_order(c
     assert len(image_order[1]) > 0
     assert text_order[0] == image_order[0]
     assert text_order[1] == image_order[1]
+
+
+def _visible(value) -> bool:
+    """What ZeRO-3 can hook (``apply_to_tensors_only``): tensors, inside tuples, lists and dicts; builtins."""
+    if isinstance(value, (tuple, list)):
+        return all(_visible(v) for v in value)
+    if isinstance(value, dict):
+        return all(_visible(v) for v in value.values())
+    return isinstance(value, torch.Tensor) or type(value).__module__ == "builtins"
+
+
+@pytest.mark.parametrize("case", ["mole", "moma_token_choice", "parrot_stage2"])
+def test_modules_that_own_parameters_return_what_zero3_can_see(case):
+    """ZeRO-3 re-gathers a module's own parameters in backward only when a gradient reaches one of the
+    tensors it can find in the module's output; an opaque output structure would leave them released."""
+    recipe, overrides, trainable = CASES[case]
+    model = build_model(load_config(CONFIGS / recipe, overrides))
+    model.train()
+    owners = {name: module for name, module in model.named_modules() if any(True for _ in module.parameters(recurse=False))}
+    opaque: dict[str, str] = {}
+    handles = [
+        module.register_forward_hook(lambda m, a, out, name=name: None if _visible(out) else opaque.setdefault(name, type(out).__name__))
+        for name, module in owners.items()
+    ]
+    processor = MMoEProcessor.from_model(model)
+    dataset = ColourDataset(processor, 5)
+    try:
+        model(**model_inputs(collate(processor)([dataset[0], dataset[4]])))
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert len(owners) > 20
+    assert opaque == {}
