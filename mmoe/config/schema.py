@@ -9,7 +9,7 @@ from pydantic import model_validator
 from mmoe.config.base import StrictModel
 from mmoe.data.config import DataConfig
 from mmoe.train.config import TrainConfig
-from mmoe.moe.config import SUPPORTED_ARCHITECTURES, MoEConfig, ParrotConfig, unsupported_architecture
+from mmoe.moe.config import MoEConfig, ParrotConfig, architecture_error
 
 
 class VisionConfig(StrictModel):
@@ -98,8 +98,9 @@ class ModelConfig(StrictModel):
                 "set vision.select_feature=cls_patch"
             )
         model_type = (self.llm.config or {}).get("model_type")
-        if self.moe is not None and model_type is not None and model_type not in SUPPORTED_ARCHITECTURES:
-            raise ValueError(unsupported_architecture(model_type))
+        error = architecture_error(model_type, self.moe) if self.moe is not None and model_type is not None else None
+        if error:
+            raise ValueError(error)
         return self
 
 

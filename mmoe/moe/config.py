@@ -15,15 +15,33 @@ MLP_TARGETS = ("gate_proj", "up_proj", "down_proj")
 ATTENTION_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 # HF ``model_type``s whose decoder layers hold a gate/up/down ``mlp`` that the MoE block can replace.
 SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text")
+# HF ``model_type``s whose sparse MoE blocks PERFT wraps (their ``mlp.gate`` returns logits, top-k weights, indices).
+PERFT_ARCHITECTURES = ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe")
 
 
 def unsupported_architecture(model_type: str) -> str:
     return (
         f"MoE injection does not support LLM architecture '{model_type}'; supported (gate/up/down MLP blocks): "
         + ", ".join(SUPPORTED_ARCHITECTURES)
-        + ". An LLM that is itself a mixture of experts (Mixtral, Qwen2-MoE, OLMoE, ...) trains as it is, its own "
-        "experts and gates in the 'llm' group; routed PEFT experts beside them (PERFT) are not supported yet"
+        + ". An LLM that is itself a mixture of experts trains as it is, its own experts and gates in the 'llm' "
+        "group; to add routed PEFT experts beside them use PERFT (model.moe.perft) on "
+        + ", ".join(PERFT_ARCHITECTURES)
     )
+
+
+def perft_needs_moe_llm(model_type: str) -> str:
+    return (
+        f"model.moe.perft adds routed PEFT experts beside an MoE LLM's own experts, but LLM architecture "
+        f"'{model_type}' is not one PERFT wraps (" + ", ".join(PERFT_ARCHITECTURES) + "); for a dense LLM "
+        "drop moe.perft and use moe.experts (LLaVA-MoLE LoRA experts or FFN experts)"
+    )
+
+
+def architecture_error(model_type: str, cfg: "MoEConfig") -> str | None:
+    """Why ``cfg`` cannot go into an LLM of ``model_type`` (None: it can)."""
+    if cfg.perft is not None:
+        return None if model_type in PERFT_ARCHITECTURES else perft_needs_moe_llm(model_type)
+    return None if model_type in SUPPORTED_ARCHITECTURES else unsupported_architecture(model_type)
 
 
 def renormalization_error(top_k: int) -> str:
@@ -62,20 +80,23 @@ class FFNExpertConfig(StrictModel):
 
     ``init: upcycle`` copies the dense FFN being replaced into every expert (needs ``kind: glu`` and the
     dense intermediate size), then adds ``noise`` x (per-matrix std) Gaussian noise so experts can diverge.
-    ``activation`` defaults to the dense FFN's own activation when upcycling, else silu (glu) / gelu (mlp).
+    ``init: split`` partitions the dense FFN's intermediate neurons into ``num_experts`` disjoint experts
+    (FactorLLM; ``intermediate_size`` is then the dense size / num_experts): all experts together are
+    the dense FFN. ``activation`` defaults to the dense FFN's own activation when upcycling or
+    splitting, else silu (glu) / gelu (mlp).
     """
 
     kind: Literal["glu", "mlp"] = "glu"
     activation: Literal["silu", "gelu", "gelu_tanh", "relu"] | None = None
     intermediate_size: int | None = Field(None, gt=0)
-    init: Literal["upcycle", "random"] = "upcycle"
+    init: Literal["upcycle", "split", "random"] = "upcycle"
     noise: float = Field(0.0, ge=0.0)
     init_std: float = Field(0.02, gt=0)
 
     @model_validator(mode="after")
     def _upcycle(self) -> "FFNExpertConfig":
-        if self.init == "upcycle" and self.kind != "glu":
-            raise ValueError("ffn.init=upcycle copies a gate/up/down FFN and needs ffn.kind=glu (or use init=random)")
+        if self.init in ("upcycle", "split") and self.kind != "glu":
+            raise ValueError(f"ffn.init={self.init} copies a gate/up/down FFN and needs ffn.kind=glu (or use init=random)")
         return self
 
 
@@ -161,8 +182,138 @@ class ModalityGroupsConfig(StrictModel):
         return self
 
 
+class AdaMoEConfig(StrictModel):
+    """AdaMoE (Zeng et al. 2024): null experts (``experts.num_null_experts``) join the routing set and
+    ``router.top_k`` grows, so a token uses between 0 and k true experts.
+
+    ``renormalize``: the k picks' weights are renormalised over the picked *true* experts only (the
+    released code); a token that picked only null experts gets a zero output (only the residual).
+    ``balance``: coefficient of AdaMoE's load balance ``(n + m) * sum_i f_i P_i`` over the n true and m
+    null experts, the null experts' counts replaced by their mean (``null_bucket``: one averaged bucket,
+    so identical nulls are not balanced against each other). 0.001 and a per-layer sum
+    (``losses.reduce: sum``) in the released LLaMA code.
+    """
+
+    renormalize: bool = True
+    balance: float = Field(0.001, ge=0.0)
+    null_bucket: bool = True
+
+
+class FactorLLMConfig(StrictModel):
+    """FactorLLM (Zhao et al. 2024): the dense FFN split into experts (``experts.ffn.init: split``), a
+    biased linear router picking ``router.top_k`` experts with hard 0/1 weights scaled by E/k, and the
+    prior-approximate loss against the frozen dense FFN (the teacher).
+
+    ``grouping``: which neurons go to which expert: ``contiguous`` slices (the released code) or a
+    seeded random ``permuted`` partition. ``prior_approx``: coefficient of KL(router ‖ softmax(Y)),
+    Y the one-hot of the k experts that best approximate the teacher (0.05). ``balance``: coefficient of
+    ``mean(onehot_topk(p) * p)`` (0.01).
+    """
+
+    grouping: Literal["contiguous", "permuted"] = "contiguous"
+    seed: int = 0
+    prior_approx: float = Field(0.05, ge=0.0)
+    balance: float = Field(0.01, ge=0.0)
+
+
+class PERFTConfig(StrictModel):
+    """PERFT (Liu et al. 2024): PEFT experts beside the frozen experts of an MoE LLM, acting on the MoE
+    block's input ``h``: ``y' = y + sum_j w_j Delta_j(h)``.
+
+    ``variant``: ``R`` routed (its own router, ``moe.router``, over ``moe.experts.num_experts`` PEFT
+    experts, balanced by ``moe.losses``); ``E`` one PEFT expert per base expert, weighted by the frozen
+    base router's own top-k weights; ``D`` ``moe.experts.num_experts`` always-on experts summed; ``S``
+    one always-on expert. ``adapter``: ``lora`` ``Delta(h) = (alpha / rank) B A dropout(h)``, or
+    ``parallel`` ``Delta(h) = W2 silu(W1 h)`` with ``rank`` hidden units (unscaled; ``dropout`` and
+    ``alpha`` are the LoRA adapter's).
+    """
+
+    variant: Literal["R", "E", "D", "S"] = "R"
+    adapter: Literal["lora", "parallel"] = "lora"
+    rank: int = Field(8, gt=0)
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+def _adamoe_errors(cfg: "MoEConfig") -> list[str]:
+    if cfg.adamoe is None:
+        return []
+    errors = []
+    if cfg.experts.num_null_experts < 1:
+        errors.append("moe.adamoe routes to null experts: set moe.experts.num_null_experts >= 1")
+    if cfg.router.type != "top_k":
+        errors.append(
+            f"moe.adamoe with moe.router.type={cfg.router.type}: null experts let a *token* choose fewer true "
+            "experts, which needs token-choice routing (top_k); in expert choice a null expert would only take capacity"
+        )
+    if cfg.adamoe.renormalize and cfg.router.renormalize:
+        errors.append("moe.adamoe.renormalize already renormalises over the picked true experts: set moe.router.renormalize=false")
+    if cfg.adamoe.renormalize and cfg.router.top_k < 2:
+        errors.append(f"moe.adamoe.renormalize with moe.router.top_k={cfg.router.top_k}: {renormalization_error(cfg.router.top_k)}")
+    if cfg.adamoe.balance > 0 and cfg.losses.balance > 0:
+        errors.append(
+            "moe.adamoe.balance and moe.losses.balance both balance the router; the Switch loss balances every null "
+            "expert on its own, which AdaMoE's null bucket replaces: set one of them to 0"
+        )
+    return errors
+
+
+def _factorllm_errors(cfg: "MoEConfig") -> list[str]:
+    split = cfg.experts.type == "ffn" and cfg.experts.ffn.init == "split"
+    if cfg.factorllm is None:
+        return ["moe.experts.ffn.init=split is FactorLLM's factorisation: configure moe.factorllm"] if split else []
+    errors = []
+    if split and (cfg.experts.ffn.activation is not None or cfg.experts.ffn.intermediate_size is not None):
+        errors.append(
+            "moe.experts.ffn.init=split makes each expert a slice of the dense FFN, with its activation and "
+            "intermediate size / num_experts neurons: leave ffn.activation and ffn.intermediate_size unset"
+        )
+    if cfg.experts.type != "ffn" or cfg.experts.ffn.init != "split":
+        errors.append("moe.factorllm splits the dense FFN into experts: set moe.experts.type=ffn and moe.experts.ffn.init=split")
+    if cfg.router.type != "top_k" or cfg.router.renormalize:
+        errors.append("moe.factorllm routes top-k with hard weights E/k: set moe.router.type=top_k and renormalize=false")
+    if cfg.experts.num_null_experts or cfg.groups is not None or cfg.adamoe is not None:
+        errors.append(
+            "moe.factorllm's experts together are the dense FFN (all active: exactly the dense output); null experts, "
+            "AdaMoE and modality groups (each group a copy of the same split) break that: drop them"
+        )
+    return errors
+
+
+def _perft_errors(cfg: "MoEConfig") -> list[str]:
+    p = cfg.perft
+    if p is None:
+        return []
+    errors = []
+    if cfg.groups is not None or cfg.factorllm is not None:
+        errors.append(
+            "moe.perft adds PEFT experts beside a pretrained MoE whose own router ignores modality; MoMa groups and "
+            "FactorLLM replace a dense FFN instead: drop moe.groups / moe.factorllm"
+        )
+    if p.adapter == "parallel" and p.dropout > 0:
+        errors.append("moe.perft.dropout applies to LoRA adapters; the parallel adapter has none: set it to 0")
+    count = cfg.experts.num_experts
+    if p.variant == "S" and count not in (None, 1):
+        errors.append(f"moe.perft.variant=S has a single PEFT expert; moe.experts.num_experts={count} (use variant D or R)")
+    if p.variant in ("R", "D") and (count is None or count < 2):
+        errors.append(f"moe.perft.variant={p.variant} needs moe.experts.num_experts >= 2 PEFT experts (got {count}); one is variant S")
+    if p.variant == "E" and count is not None:
+        errors.append("moe.perft.variant=E has one PEFT expert per base expert: leave moe.experts.num_experts unset")
+    if p.variant == "R" and cfg.router.type == "none":
+        errors.append("moe.perft.variant=R routes its PEFT experts: set moe.router.type (e.g. top_k)")
+    if p.variant != "R":
+        unused = [key for key in ("router", "losses") if key in cfg.model_fields_set]
+        unused += ["experts.num_null_experts"] if cfg.experts.num_null_experts else []
+        unused += ["adamoe"] if cfg.adamoe is not None else []
+        if unused:
+            why = "routes with the frozen base router" if p.variant == "E" else "has no router (every PEFT expert is always on)"
+            errors.append(f"moe.perft.variant={p.variant} {why}: moe.{', moe.'.join(unused)} would configure nothing; remove it")
+    return errors
+
+
 class MoEConfig(StrictModel):
-    """MoE in the LLM's MLP blocks: LLaVA-MoLE (LoRA experts), MoMa (modality groups), upcycled FFN MoE.
+    """MoE in the LLM's MLP blocks: LLaVA-MoLE (LoRA experts), MoMa (modality groups), upcycled FFN MoE,
+    and the routing methods ``adamoe``, ``factorllm`` and ``perft`` (PEFT experts beside an MoE LLM's own).
 
     ``layers``: ``all``, ``every_other`` (0, 2, 4, ...: MoE-LLaVA) or a list of decoder-layer indices.
     ``dispatch``: ``fast`` (grouped products) or ``loop`` (per-expert reference).
@@ -175,6 +326,16 @@ class MoEConfig(StrictModel):
     groups: ModalityGroupsConfig | None = None
     attention_lora: AttentionLoRAConfig | None = None
     dispatch: Literal["fast", "loop"] = "fast"
+    adamoe: AdaMoEConfig | None = None
+    factorllm: FactorLLMConfig | None = None
+    perft: PERFTConfig | None = None
+
+    @model_validator(mode="after")
+    def _methods(self) -> "MoEConfig":
+        errors = _adamoe_errors(self) + _factorllm_errors(self) + _perft_errors(self)
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> "MoEConfig":

@@ -4,7 +4,10 @@ Per token and per expert layer: the parameters a token touches (router, the expe
 and for LoRA experts the frozen base MLP they adapt), and the forward FLOPs (2 per multiply-add)
 of what the dispatch actually computes: the fast LoRA path runs every expert's A and B for every
 token, so its FLOPs count all E experts. Routers report their expected experts per token
-(``expected_experts()``) and banks their cost (``cost_per_token()``). Null experts cost nothing.
+(``expected_experts()``) and banks their cost (``cost_per_token()``). Null experts cost nothing:
+with ``m`` null experts beside ``n`` true ones a token is expected (at uniform routing, before any
+training) to reach ``k * n / (n + m)`` true experts, and the FLOPs this saves against the same ``k``
+without null experts are reported (``flops_saved``); training metrics report the measured saving.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ class LayerCost:
     router_params: int
     active_params: float
     computed_params: float
+    true_experts_per_token: float
+    flops_saved: float
+    flops_saved_share: float
 
     @property
     def flops(self) -> float:
@@ -45,10 +51,13 @@ def _layer_cost(*, name: str, group: str, kind: str, router: nn.Module, bank: nn
     k = router.expected_experts()
     k_real = min(k * bank.num_experts / (bank.num_experts + bank.num_null), float(bank.num_experts)) if bank.num_null else k
     active, computed = bank.cost_per_token(k_real, dispatch)
+    without_null = bank.cost_per_token(min(k, float(bank.num_experts)), dispatch)[1]
     fixed = _n(base) + _n(router)
     return LayerCost(
         name=name, group=group, kind=kind, experts=bank.num_experts, null_experts=bank.num_null, experts_per_token=k,
         expert_params=_n(bank), router_params=_n(router), active_params=fixed + active, computed_params=fixed + computed,
+        true_experts_per_token=k_real, flops_saved=2 * (without_null - computed),
+        flops_saved_share=(without_null - computed) / without_null if without_null else 0.0,
     )
 
 
@@ -93,4 +102,11 @@ def format_costs(rows: list[LayerCost]) -> list[str]:
         )
     total = sum(r.expert_params + r.router_params for r in rows)
     lines.append(f"  total expert + router parameters: {_fmt(total)}")
+    for r in rows:
+        if r.null_experts:
+            lines.append(
+                f"  {r.name} {r.group}: null experts: {r.true_experts_per_token:.3g} true experts/token expected at uniform "
+                f"routing of k={r.experts_per_token:g}; expert FLOPs saved vs k={r.experts_per_token:g} without null experts: "
+                f"{_fmt(r.flops_saved)}/token ({r.flops_saved_share:.1%} of the expert FLOPs; measured in training: router stat expert_flops_saved)"
+            )
     return lines

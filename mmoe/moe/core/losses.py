@@ -24,7 +24,7 @@ class RouterLoss(Protocol):
     def __call__(self, out: RouterOutput) -> torch.Tensor: ...
 
 
-def _empty(out: RouterOutput) -> torch.Tensor:
+def empty_loss(out: RouterOutput) -> torch.Tensor:
     """A zero that stays attached to the router's graph (no tokens reached it)."""
     return out.logits.sum() * 0.0
 
@@ -44,7 +44,7 @@ class BalanceLoss:
 
     def __call__(self, out: RouterOutput) -> torch.Tensor:
         if out.logits.shape[0] == 0:
-            return _empty(out)
+            return empty_loss(out)
         probs = out.distribution()
         num = probs.shape[1]
         if self.kind == "gshard":
@@ -64,7 +64,7 @@ class ZLoss:
 
     def __call__(self, out: RouterOutput) -> torch.Tensor:
         if out.logits.shape[0] == 0:
-            return _empty(out)
+            return empty_loss(out)
         return torch.logsumexp(out.logits, dim=-1).square().mean()
 
 

@@ -2,7 +2,8 @@
 
 Per router: ``tokens_per_expert`` (routing assignments each expert received, null experts
 included), ``expert_weight`` (mean combine weight per expert), ``router_entropy`` (mean entropy of the per-token expert distribution, nats),
-``dropped_tokens`` (tokens that reached no real expert: capacity overflow or null-only picks) and
+``dropped_tokens`` (tokens that reached no real expert: capacity overflow or null-only picks),
+``true_experts_per_token`` (mean real experts a token reached; only where null experts are routable) and
 ``num_tokens``; with language ids known, ``tokens_per_expert/<lang>`` and ``routing_weight/<lang>``
 (summed combine weights: what soft routing such as Parrot's gives each expert) per language. Keys get a
 ``<group>/`` prefix inside modality groups (``text/``, ``image/``).
@@ -18,7 +19,13 @@ import torch
 from mmoe.languages import LANGUAGES
 from mmoe.moe.core.routers import RouterOutput
 
-_MEANS = {"entropy_sum": "router_entropy", "weight_sum": "expert_weight"}
+_MEANS = {
+    "entropy_sum": "router_entropy",
+    "weight_sum": "expert_weight",
+    "true_experts_sum": "true_experts_per_token",
+    "expert_flops_saved_sum": "expert_flops_saved",
+    "expert_flops_saved_share_sum": "expert_flops_saved_share",
+}
 
 
 class RouterStats:
@@ -41,6 +48,8 @@ class RouterStats:
         self._add(prefix + "entropy_sum", entropy.sum())
         self._add(prefix + "weight_sum", out.plan.combine.detach().sum(0).float())
         self._add(prefix + "dropped_tokens", (~mask[:, :num_real].any(-1)).sum().float())
+        if mask.shape[1] > num_real:
+            self._add(prefix + "true_experts_sum", mask[:, :num_real].sum().float())
         self._add(prefix + "num_tokens", torch.tensor(float(mask.shape[0]), device=mask.device))
         if self.entropy_bins:
             normalised = entropy.float() / math.log(probs.shape[-1]) if probs.shape[-1] > 1 else torch.zeros_like(entropy)

@@ -2,7 +2,9 @@
 
 Supported architectures have decoder layers at ``model.layers`` whose ``mlp`` is a gate/up/down
 MLP (``down(act(gate x) * up x)``); the selected layers' ``mlp`` submodules are replaced by
-``MoEBlock``s and everything else stays the unmodified HF model.
+``MoEBlock``s and everything else stays the unmodified HF model. With ``moe.perft`` the LLM is an
+MoE (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE): each selected layer's HF sparse-MoE block becomes a
+submodule of a PERFT block, which calls it and adds routed PEFT experts.
 """
 
 from __future__ import annotations
@@ -10,20 +12,26 @@ from __future__ import annotations
 from torch import nn
 
 from mmoe.config.errors import ConfigError
-from mmoe.moe.integration.build import build_block
-from mmoe.moe.config import MLP_TARGETS, SUPPORTED_ARCHITECTURES, MoEConfig, unsupported_architecture
+from mmoe.moe.integration.build import build_block, build_perft_block
+from mmoe.moe.config import MLP_TARGETS, MoEConfig, architecture_error
 from mmoe.moe.core.lora_linear import add_attention_lora
+from mmoe.moe.methods.perft import sparse_block_class
 
 
 class UnsupportedArchitecture(ConfigError):
     """The LLM's decoder layers are not of a kind the MoE blocks can replace."""
 
 
-def decoder_layers(llm: nn.Module) -> nn.ModuleList:
-    """The decoder layers of a supported causal LM; a readable error names the supported ones."""
-    model_type = getattr(llm.config, "model_type", type(llm).__name__)
-    if model_type not in SUPPORTED_ARCHITECTURES:
-        raise UnsupportedArchitecture(unsupported_architecture(model_type))
+def model_type(llm: nn.Module) -> str:
+    return getattr(llm.config, "model_type", type(llm).__name__)
+
+
+def decoder_layers(llm: nn.Module, cfg: MoEConfig | None = None) -> nn.ModuleList:
+    """The decoder layers of a causal LM that ``cfg`` (default: MoE blocks for dense MLPs) supports; a
+    readable error names the supported ones."""
+    error = architecture_error(model_type(llm), cfg if cfg is not None else MoEConfig())
+    if error:
+        raise UnsupportedArchitecture(error)
     decoder = llm.get_decoder() if hasattr(llm, "get_decoder") else llm.model
     layers = getattr(decoder, "layers", None)
     if not isinstance(layers, nn.ModuleList):
@@ -51,12 +59,26 @@ def _check_mlp(mlp: nn.Module, index: int) -> None:
         )
 
 
+def _check_sparse(mlp: nn.Module, kind: str, index: int) -> None:
+    expected = sparse_block_class(kind)
+    if not isinstance(mlp, expected):
+        raise UnsupportedArchitecture(
+            f"decoder layer {index}: {type(mlp).__name__} is not {kind}'s sparse MoE block {expected.__name__} (a dense "
+            "layer?); PERFT adds experts beside an MoE block: list only MoE layers in moe.layers"
+        )
+
+
 def inject_moe(llm: nn.Module, cfg: MoEConfig) -> None:
-    """Replace the selected MLPs by MoE blocks (and add attention LoRA if configured)."""
-    layers = decoder_layers(llm)
+    """Replace the selected MLPs by MoE blocks, or wrap their sparse-MoE blocks in PERFT blocks (and add
+    attention LoRA if configured)."""
+    layers = decoder_layers(llm, cfg)
     for index in select_layers(cfg.layers, len(layers)):
-        dense = layers[index].mlp
-        _check_mlp(dense, index)
-        layers[index].mlp = build_block(dense, cfg)
+        mlp = layers[index].mlp
+        if cfg.perft is not None:
+            _check_sparse(mlp, model_type(llm), index)
+            layers[index].mlp = build_perft_block(mlp, cfg, dim=llm.config.hidden_size)
+        else:
+            _check_mlp(mlp, index)
+            layers[index].mlp = build_block(mlp, cfg)
     if cfg.attention_lora is not None:
         add_attention_lora(layers, cfg.attention_lora)
