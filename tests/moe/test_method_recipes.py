@@ -14,7 +14,7 @@ from mmoe.train.loop import train
 from tests.conftest import CONFIGS
 from tests.train.toydata import toy_factory
 
-QUIET = ["train.progress=false", "train.report_to=[]", "train.resume=none", "train.micro_batch_size=8", "train.lr=1e-2", "train.log_every=1"]
+QUIET = ["train.progress=false", "train.report_to=[]", "train.resume=none", "train.micro_batch_size=4", "train.lr=1e-2", "train.log_every=1"]
 
 
 def run(recipe: str, tmp_path, steps: int, *overrides: str):
@@ -40,7 +40,7 @@ def router_values(record: dict, key: str) -> list[float]:
 
 
 def test_adamoe_recipe_uses_fewer_true_experts_than_k_and_saves_flops(tmp_path):
-    records, _ = run("adamoe.yaml", tmp_path, 12)
+    records, _ = run("adamoe.yaml", tmp_path, 8)
     assert falls([r["lm_loss"] for r in records]), [r["lm_loss"] for r in records]
     k, per_expert = 4, 2 * 3 * 128 * 256  # top_k; forward FLOPs of one upcycled glu expert (3 matrices 128x256)
     for r in records:
@@ -52,14 +52,14 @@ def test_adamoe_recipe_uses_fewer_true_experts_than_k_and_saves_flops(tmp_path):
 
 
 def test_factorllm_recipe_router_learns_the_prior_approximate_labels(tmp_path):
-    records, _ = run("factorllm.yaml", tmp_path, 15)
+    records, _ = run("factorllm.yaml", tmp_path, 10)
     assert falls([r["lm_loss"] for r in records]), [r["lm_loss"] for r in records]
     pa = [r["aux/factorllm_prior_approx"] for r in records]
     assert falls(pa), pa
 
 
 def test_perft_recipe_trains_only_the_peft_experts_and_router(tmp_path):
-    records, box = run("perft.yaml", tmp_path, 12)
+    records, box = run("perft.yaml", tmp_path, 8)
     assert falls([r["lm_loss"] for r in records]), [r["lm_loss"] for r in records]
     model, groups = box["model"], parameter_groups(box["model"])
     changed = {groups[n] for n, p in model.named_parameters() if not torch.equal(p.detach(), box["before"][n])}

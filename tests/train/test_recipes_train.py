@@ -30,6 +30,10 @@ TRAINS = {
     "train/moma_aux_routers.yaml": {"aux_routers"},
     "train/parrot_stage1.yaml": {"projector"},
     "train/parrot_stage2.yaml": {"projector", "moe_projector", "llm"},
+    "methods/adamoe.yaml": {"projector", "experts", "routers"},
+    "methods/factorllm.yaml": {"projector", "experts", "routers"},
+    "methods/perft.yaml": {"projector", "experts", "routers"},
+    "methods/perft_olmoe_1b7b.yaml": {"projector", "experts", "routers"},
 }
 
 
