@@ -13,26 +13,13 @@ from torch import nn
 
 from mmoe.config import ConfigError
 from mmoe.moe.config import MoEConfig
+from mmoe.moe.factorllm_speed import DenseFFN as Dense
 from mmoe.moe.core.dispatch import make_dispatch
 from mmoe.moe.integration.build import build_block
 from mmoe.moe.methods.factorllm import FactorLLMBalanceLoss, FactorLLMLayer, FactorLLMRouter, clipped_kl, split_ffn
 from tests.moe.helpers import recipe
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-class Dense(nn.Module):
-    """A gate/up/down SwiGLU FFN (the shape HF Llama/Qwen2 MLPs have)."""
-
-    def __init__(self, hidden: int, inter: int) -> None:
-        super().__init__()
-        self.gate_proj = nn.Linear(hidden, inter, bias=False)
-        self.up_proj = nn.Linear(hidden, inter, bias=False)
-        self.down_proj = nn.Linear(inter, hidden, bias=False)
-        self.act_fn = nn.SiLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
 
 
 def factorllm_cfg(experts: int, top_k: int, grouping: str = "contiguous", dispatch: str = "fast") -> MoEConfig:

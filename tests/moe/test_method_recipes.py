@@ -12,7 +12,7 @@ from mmoe.config import load_config
 from mmoe.model.parts import parameter_groups
 from mmoe.train.loop import train
 from tests.conftest import CONFIGS
-from tests.train.toydata import toy_factory
+from tests.train.toydata import recording_factory
 
 QUIET = ["train.progress=false", "train.report_to=[]", "train.resume=none", "train.micro_batch_size=4", "train.lr=1e-2", "train.log_every=1"]
 
@@ -20,13 +20,7 @@ QUIET = ["train.progress=false", "train.report_to=[]", "train.resume=none", "tra
 def run(recipe: str, tmp_path, steps: int, *overrides: str):
     cfg = load_config(CONFIGS / "methods" / recipe, QUIET + [f"train.max_steps={steps}", f"train.output_dir={tmp_path}", *overrides])
     box = {}
-
-    def factory(cfg, model, rank, world):
-        box["model"] = model
-        box["before"] = {n: p.detach().clone() for n, p in model.named_parameters()}
-        return toy_factory(cfg, model, rank, world)
-
-    train(cfg, factory)
+    train(cfg, recording_factory(box))
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     return records, box
 

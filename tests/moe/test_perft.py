@@ -174,3 +174,14 @@ def test_perft_is_the_supported_path_for_moe_llms_and_refused_for_dense_ones():
 def test_perft_config_errors_say_why(overrides, match):
     with pytest.raises(ConfigError, match=match):
         recipe("methods/perft", *overrides)
+
+
+def test_perft_r_composes_with_adamoe_null_experts():
+    model = tiny_model(
+        "methods/perft", "model.moe.experts.num_null_experts=4", "model.moe.router.top_k=3",
+        "model.moe.adamoe={balance: 0.001}", "model.moe.losses.balance=0",
+    ).train()
+    assert model.moe_blocks()[0].core.router.num_real == 4
+    out = model(**make_batch(model))
+    assert out.aux_losses["adamoe_balance"] > 0
+    assert all(0 <= stats["true_experts_per_token"].item() < 3 for stats in out.router_stats.values())

@@ -11,7 +11,7 @@ from mmoe.model.parts import parameter_groups
 from mmoe.train.stages import apply_stage, describe_stage
 from mmoe.train.loop import train
 from tests.conftest import CONFIGS
-from tests.train.toydata import toy_factory
+from tests.train.toydata import recording_factory
 
 QUIET = ["train.progress=false", "train.report_to=[]", "train.resume=none", "train.micro_batch_size=4", "train.lr=1e-2"]
 
@@ -60,13 +60,7 @@ def test_every_trainable_group_changes_in_two_steps(recipe, tmp_path):
     """The README's ``mmoe train <recipe>`` path: the stage's groups train, everything else stays."""
     cfg = load_config(CONFIGS / recipe, QUIET + ["train.max_steps=2", "train.init_from=null", f"train.output_dir={tmp_path}"])
     box = {}
-
-    def factory(cfg, model, rank, world):
-        box["model"] = model
-        box["before"] = {n: p.detach().clone() for n, p in model.named_parameters()}
-        return toy_factory(cfg, model, rank, world)
-
-    train(cfg, factory)
+    train(cfg, recording_factory(box))
     model = box["model"]
     groups = parameter_groups(model)
     changed: dict[str, list[bool]] = {}

@@ -43,6 +43,17 @@ def toy_factory(cfg, model, rank, world, n: int = 64):
     return ResumableLoader(dataset, collate(processor), plan)
 
 
+def recording_factory(box: dict):
+    """A ``toy_factory`` that keeps the model it feeds, and its parameters before training, in ``box``."""
+
+    def factory(cfg, model, rank, world):
+        box["model"] = model
+        box["before"] = {n: p.detach().clone() for n, p in model.named_parameters()}
+        return toy_factory(cfg, model, rank, world)
+
+    return factory
+
+
 class WrappedLoader:
     """A loader that delegates its resumable state to ``loader``; subclasses alter the batches."""
 

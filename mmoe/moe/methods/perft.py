@@ -25,7 +25,7 @@ from torch import nn
 from mmoe.moe.config import PERFTConfig
 from mmoe.moe.core.dispatch import Dispatch
 from mmoe.moe.core.experts import FFNExperts, LoRAExperts
-from mmoe.moe.core.layer import Routed
+from mmoe.moe.core.layer import MoELayer, Routed
 from mmoe.moe.core.routers import RouterOutput, RoutingPlan, TokenInfo
 
 # model_type -> (module, class) of the HF sparse-MoE block PERFT wraps.
@@ -101,7 +101,7 @@ class AllExpertsRouter(nn.Module):
         return RouterOutput(ones.log(), ones / self.num_experts, RoutingPlan.from_mask(ones.bool(), ones, dense=True), tokens=tokens)
 
 
-class PERFTLayer(nn.Module):
+class PERFTLayer(MoELayer):
     """``y' = base_moe(h) + PEFT(h)``: the HF sparse-MoE block (frozen, ``llm``) plus routed PEFT experts.
 
     Called like every block core, ``(x, tokens, base) -> (y, {group: Routed})`` on real tokens;
@@ -109,19 +109,9 @@ class PERFTLayer(nn.Module):
     """
 
     def __init__(self, *, variant: str, base_moe: nn.Module, router: nn.Module, experts: nn.Module, dispatch: Dispatch) -> None:
-        super().__init__()
+        super().__init__(router=router, experts=experts, dispatch=dispatch)
         self.variant = variant
         self.base_moe = base_moe
-        self.router = router
-        self.experts = experts
-        self.dispatch = dispatch
-
-    @property
-    def num_experts(self) -> int:
-        return self.experts.num_experts
-
-    def expert_layers(self) -> dict[str, "PERFTLayer"]:
-        return {"-": self}
 
     def forward(self, x: torch.Tensor, tokens: TokenInfo, base: nn.Module | None = None) -> tuple[torch.Tensor, dict[str, Routed]]:
         out = self.router(x, tokens, self.base_moe.gate) if self.variant == "E" else self.router(x, tokens)
