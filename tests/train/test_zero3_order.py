@@ -25,6 +25,9 @@ CASES = {
     "parrot_projector_only": ("parrot.yaml", [], ["projector"]),
     "parrot_stage1": ("parrot.yaml", ["model.projector.moe.bypass=true"], ["projector"]),
     "parrot_stage2": ("parrot.yaml", [], ["projector", "moe_projector", "llm"]),
+    "adamoe": ("methods/adamoe.yaml", [], ["experts", "routers"]),
+    "factorllm": ("methods/factorllm.yaml", [], ["experts", "routers"]),
+    "perft": ("methods/perft.yaml", [], ["experts", "routers"]),
 }
 
 
