@@ -1,8 +1,29 @@
-"""mmoe: multilingual multimodal instruction tuning with mixture-of-experts joints."""
+"""mmoe: multilingual multimodal instruction tuning with mixture-of-experts joints.
 
-from mmoe.model import MMoEModel, MMoEProcessor, build_model, load_model, save_model
+The public names are imported on first use, so ``import mmoe`` (and ``mmoe --help``) stays light.
+"""
 
-load = load_model
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["MMoEModel", "MMoEProcessor", "build_model", "load", "load_model", "save_model"]
+_PUBLIC = {
+    "MMoEModel": "mmoe.model",
+    "MMoEProcessor": "mmoe.model",
+    "build_model": "mmoe.model",
+    "load_model": "mmoe.model",
+    "save_model": "mmoe.model",
+    "load": "mmoe.model",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'mmoe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), "load_model" if name == "load" else name)
+    globals()[name] = value
+    return value

@@ -18,10 +18,9 @@ import shutil
 import time
 from pathlib import Path
 
+from mmoe.configs import DEMO_RECIPES as RECIPES
 from mmoe.languages import mmmb_file_code
 
-ROOT = Path(__file__).resolve().parents[1]
-RECIPES = ROOT / "configs" / "demo"
 LANGUAGES = ("en", "zh", "pt", "ar", "tr", "ru")
 TOKENIZER_VOCAB = 1024
 EVAL_STYLE = "vlmevalkit"

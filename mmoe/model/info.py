@@ -10,7 +10,8 @@ from mmoe.train.config import GROUPS
 from mmoe.moe.cost import format_costs, moe_costs
 
 
-def _count(module: nn.Module) -> tuple[int, int]:
+def count_parameters(module: nn.Module) -> tuple[int, int]:
+    """(all parameters, trainable parameters) of ``module``."""
     total = trainable = 0
     for p in module.parameters():
         total += p.numel()
@@ -36,7 +37,7 @@ def describe(model: MMoEModel) -> str:
     lines = [f"{'part':<14}{'params':>10}{'trainable':>11}{'frozen':>10}  dtype"]
     total = trainable = 0
     for name, module in rows:
-        n, t = _count(module)
+        n, t = count_parameters(module)
         total, trainable = total + n, trainable + t
         dtype = str(next(module.parameters()).dtype).replace("torch.", "") if n else "-"
         lines.append(f"{name:<14}{_fmt(n):>10}{_fmt(t):>11}{_fmt(n - t):>10}  {dtype}")

@@ -40,6 +40,7 @@ Reporter = Literal["tensorboard", "wandb"]
 class TrainConfig(StrictModel):
     """How long (``max_steps`` or ``epochs``: exactly one), how fast, what is logged where, what is saved.
 
+    ``deepspeed``: a preset shipped with mmoe (``zero2``, the default; ``zero3``) or a DeepSpeed JSON path.
     ``eval_every``: validation loss on ``data.eval`` every N optimizer steps (0 = only after the last step).
     ``precision``: ``auto`` is bf16 on GPUs that have it, fp16 with dynamic loss scaling on GPUs that do
     not (V100, T4), fp32 on CPU. ``report_to``: metric sinks besides ``metrics.jsonl`` (wandb runs offline

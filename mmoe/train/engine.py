@@ -10,9 +10,10 @@ import torch
 from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
 from mmoe.config.errors import ConfigError
+from mmoe.configs import DEEPSPEED_PRESETS
 from mmoe.train.config import TrainConfig
 
-DEFAULT_DEEPSPEED = Path(__file__).resolve().parents[2] / "configs" / "deepspeed" / "zero2.json"
+DEFAULT_DEEPSPEED = "zero2"
 
 
 # Dynamic loss scaling (DeepSpeed's fp16 section): start at 2**16, halve on overflow, grow after 1000 clean steps.
@@ -35,9 +36,10 @@ def training_precision(cfg: TrainConfig) -> str:
 
 def deepspeed_config(cfg: TrainConfig, world_size: int) -> dict[str, Any]:
     """Read the DeepSpeed JSON and fill every ``"auto"`` from the recipe (the HF convention)."""
-    path = Path(cfg.deepspeed) if cfg.deepspeed else DEFAULT_DEEPSPEED
+    name = cfg.deepspeed or DEFAULT_DEEPSPEED
+    path = DEEPSPEED_PRESETS.get(name) or Path(name)
     if not path.is_file():
-        raise ConfigError(f"train.deepspeed: file not found: {path}")
+        raise ConfigError(f"train.deepspeed: file not found: {path} (or name a preset shipped with mmoe: {', '.join(DEEPSPEED_PRESETS)})")
     try:
         ds = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
