@@ -11,6 +11,7 @@ COMMANDS = {
     "info": "mmoe.commands.info",
     "generate": "mmoe.commands.generate",
     "prep": "mmoe.commands.prep",
+    "data": "mmoe.commands.data",
     "eval": "mmoe.commands.eval",
     "convert": "mmoe.commands.convert",
     "train": "mmoe.commands.train",

@@ -15,6 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Either one source (--source/--input) or a YAML mixture (--config); key.path=value overrides apply to the prep config.",
     )
     p.add_argument("--config", help="a YAML mixture (see data_prep/*.yaml)")
+    p.add_argument("--model", help="a model recipe or saved model directory: lengths use its tokenizer, template and visual tokens")
     p.add_argument("--source", choices=SOURCES, help="the reader for --input")
     p.add_argument("--input", action="append", default=[], help="input file (repeatable); a hub id or directory for --source hf")
     p.add_argument("--image-root", help="directory image paths are relative to (default: each input's directory)")
@@ -44,15 +45,17 @@ def _single_source(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from mmoe.config.load import apply_overrides, read_yaml
-    from mmoe.data.config import parse_prep_config
+    from mmoe.config.load import apply_overrides
+    from mmoe.data.config import parse_prep_config, read_prep_yaml
     from mmoe.data.prep import PrepError, prepare
 
     if bool(args.config) == bool(args.source):
         raise SystemExit("mmoe prep: give exactly one of --config or --source")
-    raw = read_yaml(args.config) if args.config else {"sources": [_single_source(args)]}
+    raw = read_prep_yaml(args.config) if args.config else {"sources": [_single_source(args)]}
     if args.strict:
         raw["strict"] = True
+    if args.model:
+        raw["model"] = args.model
     cfg = parse_prep_config(apply_overrides(raw, args.overrides), source=args.config or "command line")
     try:
         manifest = prepare(cfg, args.out, progress=not args.no_progress)
@@ -61,5 +64,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     summary = {k: manifest[k] for k in ("read", "kept", "rejected", "balanced_out", "rejected_by_reason", "languages")}
     print(json.dumps(summary, ensure_ascii=False, indent=1))
+    tok = manifest["tokenizer"]
+    print(f"lengths measured with tokenizer {tok['name']}, template {tok['chat_template']}, "
+          f"{tok['tokens_per_image']} tokens per image; from {tok['from']}")
     print(f"wrote {args.out}/manifest.json and {args.out}/report.json")
     return 0

@@ -135,7 +135,14 @@ class BalanceConfig(StrictModel):
 
 
 class PrepConfig(StrictModel):
+    """A prep: its sources, and what lengths are measured with (``model``, or a ``tokenizer`` section, or the byte default).
+
+    ``model`` (a recipe or a saved model directory) supplies the tokenizer, chat template and visual
+    tokens per image, and ``validation.max_tokens`` unless that is set.
+    """
+
     sources: list[SourceConfig] = Field(min_length=1)
+    model: str | None = None
     data_root: str | None = None  # relative source paths and image roots are taken from here
     validation: ValidationConfig = ValidationConfig()
     tokenizer: TokenizerSpec = TokenizerSpec()
@@ -146,6 +153,12 @@ class PrepConfig(StrictModel):
     threads: int = Field(default=4, ge=1)
     batch_size: int = Field(default=512, ge=1)
     strict: bool = False
+
+    @model_validator(mode="after")
+    def _model_or_tokenizer(self) -> "PrepConfig":
+        if self.model is not None and "tokenizer" in self.model_fields_set:
+            raise ValueError("set either 'model' (its tokenizer, chat template and visual tokens are used) or 'tokenizer', not both")
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> "PrepConfig":
@@ -189,8 +202,16 @@ def parse_prep_config(raw: dict[str, Any], source: str = "<dict>") -> PrepConfig
         raise format_validation_error(exc, PrepConfig, source) from None
 
 
+def read_prep_yaml(path: str | Path) -> dict[str, Any]:
+    """A prep YAML as a dict; a relative ``model`` path is relative to the YAML's directory (like ``include``)."""
+    raw = read_yaml(path)
+    if isinstance(raw, dict) and isinstance(raw.get("model"), str) and not Path(raw["model"]).is_absolute():
+        raw["model"] = str(Path(path).parent / raw["model"])
+    return raw
+
+
 def load_prep_config(path: str | Path, overrides: list[str] | None = None) -> PrepConfig:
-    return parse_prep_config(apply_overrides(read_yaml(path), overrides or []), source=str(path))
+    return parse_prep_config(apply_overrides(read_prep_yaml(path), overrides or []), source=str(path))
 
 
 class DataConfig(StrictModel):

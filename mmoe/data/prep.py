@@ -112,14 +112,10 @@ def _sources(cfg: PrepConfig, out: Path) -> list[_Source]:
 
 class _Pipeline:
     def __init__(self, cfg: PrepConfig) -> None:
-        from mmoe.config.schema import TokenizerConfig
-        from mmoe.model.processor import MMoEProcessor
-        from mmoe.tokenization.tokenizer import load_tokenizer
+        from mmoe.data.from_model import text_processor
 
         self.cfg = cfg
-        tok = cfg.tokenizer
-        tokenizer = load_tokenizer(TokenizerConfig(name=tok.name, chat_template=tok.chat_template, image_token=tok.image_token), None)
-        self.processor = MMoEProcessor(tokenizer, None, tok.tokens_per_image, tok.chat_template, tok.image_token)
+        self.processor = text_processor(cfg.tokenizer)
         v = cfg.validation
         self.images = ImageChecker(ImageLimits(v.min_image_side, v.max_image_pixels, v.max_image_bytes, v.decode_images))
         self.tagger = LanguageTagger(cfg.langid.languages, cfg.langid.low_accuracy, cfg.langid.max_chars) if cfg.langid.enabled else None
@@ -229,6 +225,10 @@ def prepare(cfg: PrepConfig, out_dir: str | Path, progress: bool = True) -> dict
     """Run the pipeline into ``out_dir``; return the manifest (also written to ``manifest.json``)."""
     from tqdm import tqdm
 
+    from mmoe.data.from_model import measured_with, with_model_tokenizer
+
+    origin = measured_with(cfg)
+    cfg = with_model_tokenizer(cfg)
     out = Path(out_dir)
     _clean_output(out)
     sources = _sources(cfg, out)
@@ -262,6 +262,7 @@ def prepare(cfg: PrepConfig, out_dir: str | Path, progress: bool = True) -> dict
         balanced_out = _balance(staging, final, cfg)
         final.close()
     manifest = _manifest(cfg, sources, stats, final, report.count, balanced_out, pipe)
+    manifest["tokenizer"] = {**cfg.tokenizer.model_dump(mode="json"), "from": origin}
     write_json(out / "manifest.json", manifest)
     (out / ".prep-in-progress").unlink(missing_ok=True)
     return manifest

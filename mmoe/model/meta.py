@@ -41,12 +41,26 @@ def _vision_config(raw: dict) -> dict:
     return raw
 
 
-def _has_tokenizer(directory: Path) -> bool:
-    return any((directory / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model"))
+def tokenizer_source(name: str) -> str | None:
+    """A loadable tokenizer location for ``name`` without network: ``byte``, a local directory, or a cached snapshot."""
+    if name == "byte" or Path(name).is_dir():
+        return name
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        found = try_to_load_from_cache(name, "tokenizer_config.json")
+    except HFValidationError:
+        return None
+    return str(Path(found).parent) if isinstance(found, str) else None
 
 
-def config_only(cfg: MMoEConfig) -> tuple[MMoEConfig, list[str]]:
-    """The recipe with every hub id or path replaced by its configuration; returns notes on what was substituted."""
+def config_only(cfg: MMoEConfig, tokenizer_required: bool = False) -> tuple[MMoEConfig, list[str]]:
+    """The recipe with every hub id or path replaced by its configuration; returns notes on what was substituted.
+
+    A tokenizer that is not available locally is replaced by the byte tokenizer (with a note), or is an
+    error when ``tokenizer_required`` (lengths measured with it would be wrong).
+    """
     raw = cfg.model_dump(mode="json")
     model = raw["model"]
     notes = []
@@ -61,17 +75,16 @@ def config_only(cfg: MMoEConfig) -> tuple[MMoEConfig, list[str]]:
     vision["pretrained"] = None
     tokenizer = model["tokenizer"]
     source = tokenizer["name"] or llm_name
-    if source not in (None, "byte"):
-        try:
-            directory = config_dir(source, "model.tokenizer.name")
-        except ConfigError:
-            directory = None
-        if directory is not None and _has_tokenizer(directory):
-            tokenizer["name"] = str(directory)
-        else:
-            tokenizer["name"] = "byte"
-            notes.append(f"tokenizer {source!r} is not available locally: the byte tokenizer stands in "
-                         "(parameter counts come from the configs and are unaffected)")
+    found = tokenizer_source(source) if source is not None else None
+    if found is not None:
+        tokenizer["name"] = found
+    elif source is not None and tokenizer_required:
+        raise ConfigError(f"model.tokenizer: {source!r} is neither a local directory nor in the local Hugging Face cache "
+                          f"(nothing is downloaded): fetch it once with `hf download {source}` or name a local directory")
+    elif source is not None:
+        tokenizer["name"] = "byte"
+        notes.append(f"tokenizer {source!r} is not available locally: the byte tokenizer stands in "
+                     "(parameter counts come from the configs and are unaffected)")
     return MMoEConfig.model_validate(raw), notes
 
 
