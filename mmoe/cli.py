@@ -10,6 +10,7 @@ import sys
 COMMANDS = {
     "info": "mmoe.commands.info",
     "generate": "mmoe.commands.generate",
+    "chat": "mmoe.commands.chat",
     "prep": "mmoe.commands.prep",
     "data": "mmoe.commands.data",
     "eval": "mmoe.commands.eval",

@@ -1,7 +1,9 @@
-"""Helpers shared by subcommands: get a model from a recipe or a saved directory."""
+"""Helpers shared by subcommands: get a model from a recipe or a saved directory; generation options."""
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 
 
@@ -15,3 +17,44 @@ def model_from_path(path: str, overrides: list[str] | None = None):
             raise SystemExit("overrides apply to YAML recipes, not saved model directories")
         return load_model(path)
     return build_model(load_config(path, overrides))
+
+
+def add_generation_options(p: argparse.ArgumentParser, max_new_tokens: int) -> None:
+    """The options ``mmoe generate`` and ``mmoe chat`` share."""
+    p.add_argument("--system", help="system prompt (default: the chat template's own)")
+    p.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: keep the smallest set of tokens with this probability")
+    p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens (0 = no limit)")
+    p.add_argument("--repetition-penalty", type=float, default=1.0)
+    p.add_argument("--seed", type=int, help="sampling seed (reproducible answers)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda when available)")
+
+
+def chat_session(args: argparse.Namespace):
+    """Model (moved to ``--device``), processor and sampling from the shared options; warns when weights are random."""
+    import torch
+
+    from mmoe.model import MMoEProcessor
+    from mmoe.model.chat import ChatSession, Sampling
+
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if not Path(args.model).is_dir():
+        print(f"warning: {args.model} is a recipe, not a trained model: the weights it builds are random "
+              "(pass a saved model directory, e.g. a training run's output_dir/model)", file=sys.stderr)
+    model = model_from_path(args.model, args.overrides).to(device).eval()
+    sampling = Sampling(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+                        top_k=args.top_k, repetition_penalty=args.repetition_penalty)
+    return ChatSession(model=model, processor=MMoEProcessor.from_model(model), sampling=sampling, system=args.system)
+
+
+def open_images(paths: list[str]) -> list:
+    from PIL import Image
+
+    images = []
+    for path in paths:
+        with Image.open(path) as img:
+            images.append(img.convert("RGB"))
+    return images

@@ -1,4 +1,4 @@
-"""``mmoe generate MODEL --prompt ... [--image FILE]``: one forward + generation, for smoke checks and chat."""
+"""``mmoe generate MODEL --prompt ... [--image FILE]``: one answer (forward shape + generation), for smoke checks."""
 
 from __future__ import annotations
 
@@ -6,35 +6,41 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from mmoe.commands.common import add_generation_options
+
     p = subparsers.add_parser("generate", help="answer a prompt (with images) using a recipe or a saved model")
     p.add_argument("model", help="a YAML recipe or a saved model directory")
     p.add_argument("overrides", nargs="*", help="key.path=value config overrides")
-    p.add_argument("--prompt", default="<image>\nWhat is in this picture?", help="user message; <image> marks images")
+    p.add_argument("--prompt", default="<image>\nWhat is in this picture?",
+                   help="user message; <image> marks images (added in front when --image is given without it)")
     p.add_argument("--image", action="append", default=[], help="image file (repeat for several)")
-    p.add_argument("--max-new-tokens", type=int, default=32)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    p.add_argument("--stream", action="store_true", help="print the answer as it is generated")
+    add_generation_options(p, max_new_tokens=32)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
     from PIL import Image
+    from transformers import TextStreamer
 
-    from mmoe.commands.common import model_from_path
-    from mmoe.model import MMoEProcessor
-    from mmoe.tokenization import Turn
+    from mmoe.commands.common import chat_session, open_images
 
-    model = model_from_path(args.model, args.overrides).eval()
-    processor = MMoEProcessor.from_model(model)
-    images = [Image.open(path) for path in args.image]
-    if not images and "<image>" in args.prompt:
-        images = [Image.new("RGB", (64, 48), (200, 40, 40))]
+    images = open_images(args.image)
+    session = chat_session(args)
+    image_token = session.processor.image_token
+    if not images and image_token in args.prompt:
+        images = [Image.new("RGB", (64, 48), (200, 40, 40))] * args.prompt.count(image_token)
         print("(no --image given: using a blank red test image)")
-    batch = processor.prompts([[Turn("user", args.prompt)]], [images])
+    probe = session.prompt_batch(args.prompt, images)
     with torch.no_grad():
-        out = model(**batch)
-        sampling = {"do_sample": True, "temperature": args.temperature} if args.temperature > 0 else {"do_sample": False}
-        new = model.generate(**batch, max_new_tokens=args.max_new_tokens, **sampling)
-    print(f"forward: logits {tuple(out.logits.shape)}, {int(batch['input_ids'].shape[1])} prompt tokens")
-    print(f"answer: {processor.decode(new)[0]!r}")
+        out = session.model(**probe)
+    print(f"forward: logits {tuple(out.logits.shape)}, {int(probe['input_ids'].shape[1])} prompt tokens")
+    streamer = TextStreamer(session.processor.tokenizer, skip_prompt=True, skip_special_tokens=True) if args.stream else None
+    if streamer is not None:
+        print("answer: ", end="", flush=True)
+    answer = session.ask(args.prompt, images, streamer)
+    if streamer is None:
+        print(f"answer: {answer!r}")
     return 0
+
