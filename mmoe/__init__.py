@@ -16,7 +16,7 @@ _PUBLIC = {
     "build_model": "mmoe.model",
     "load_model": "mmoe.model",
     "save_model": "mmoe.model",
-    "load": "mmoe.model",
+    "load": "mmoe.interop.hub",
 }
 __all__ = sorted(_PUBLIC)
 
@@ -24,6 +24,6 @@ __all__ = sorted(_PUBLIC)
 def __getattr__(name: str) -> Any:
     if name not in _PUBLIC:
         raise AttributeError(f"module 'mmoe' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name]), "load_model" if name == "load" else name)
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
     globals()[name] = value
     return value

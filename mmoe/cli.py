@@ -15,6 +15,8 @@ COMMANDS = {
     "data": "mmoe.commands.data",
     "eval": "mmoe.commands.eval",
     "convert": "mmoe.commands.convert",
+    "export": "mmoe.commands.export",
+    "push": "mmoe.commands.push",
     "train": "mmoe.commands.train",
     "demo": "mmoe.commands.demo",
     "analyze": "mmoe.commands.analyze",

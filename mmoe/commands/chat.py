@@ -12,11 +12,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from mmoe.commands.common import add_generation_options
 
     p = subparsers.add_parser("chat", help="chat with a saved model (or a recipe): multi-turn, images, streaming")
-    p.add_argument("model", help="a saved model directory (or a YAML recipe: random weights)")
-    p.add_argument("overrides", nargs="*", help="key.path=value config overrides (recipes only)")
-    p.add_argument("--image", action="append", default=[], help="image file attached to the first message (repeatable)")
     p.add_argument("--no-stream", action="store_true", help="print each answer when it is complete")
-    add_generation_options(p, max_new_tokens=512)
+    add_generation_options(p, max_new_tokens=512, image_help="image file attached to the first message (repeatable)")
     p.set_defaults(run=run)
 
 

@@ -7,20 +7,29 @@ import sys
 from pathlib import Path
 
 
+def is_recipe(path: str) -> bool:
+    """A YAML recipe (builds random weights), as opposed to a saved model directory or a hub id."""
+    return Path(path).suffix in (".yaml", ".yml") or Path(path).is_file()
+
+
 def model_from_path(path: str, overrides: list[str] | None = None):
-    """A YAML recipe builds a fresh model; a directory loads a saved one."""
+    """A YAML recipe builds a fresh model; a directory or a hub id (mmoe folder) loads a saved one."""
     from mmoe.config.load import load_config
-    from mmoe.model import build_model, load_model
+    from mmoe.interop.hub import load
+    from mmoe.model import build_model
 
-    if Path(path).is_dir():
-        if overrides:
-            raise SystemExit("overrides apply to YAML recipes, not saved model directories")
-        return load_model(path)
-    return build_model(load_config(path, overrides))
+    if is_recipe(path):
+        return build_model(load_config(path, overrides))
+    if overrides:
+        raise SystemExit("overrides apply to YAML recipes, not saved models")
+    return load(path)
 
 
-def add_generation_options(p: argparse.ArgumentParser, max_new_tokens: int) -> None:
-    """The options ``mmoe generate`` and ``mmoe chat`` share."""
+def add_generation_options(p: argparse.ArgumentParser, *, max_new_tokens: int, image_help: str) -> None:
+    """The arguments ``mmoe generate`` and ``mmoe chat`` share: the model, images, system prompt, sampling, device."""
+    p.add_argument("model", help="a saved model directory or hub id (or a YAML recipe: random weights)")
+    p.add_argument("overrides", nargs="*", help="key.path=value config overrides (recipes only)")
+    p.add_argument("--image", action="append", default=[], help=image_help)
     p.add_argument("--system", help="system prompt (default: the chat template's own)")
     p.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
@@ -41,7 +50,7 @@ def chat_session(args: argparse.Namespace):
     if args.seed is not None:
         torch.manual_seed(args.seed)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    if not Path(args.model).is_dir():
+    if is_recipe(args.model):
         print(f"warning: {args.model} is a recipe, not a trained model: the weights it builds are random "
               "(pass a saved model directory, e.g. a training run's output_dir/model)", file=sys.stderr)
     model = model_from_path(args.model, args.overrides).to(device).eval()

@@ -9,13 +9,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from mmoe.commands.common import add_generation_options
 
     p = subparsers.add_parser("generate", help="answer a prompt (with images) using a recipe or a saved model")
-    p.add_argument("model", help="a YAML recipe or a saved model directory")
-    p.add_argument("overrides", nargs="*", help="key.path=value config overrides")
     p.add_argument("--prompt", default="<image>\nWhat is in this picture?",
                    help="user message; <image> marks images (added in front when --image is given without it)")
-    p.add_argument("--image", action="append", default=[], help="image file (repeat for several)")
     p.add_argument("--stream", action="store_true", help="print the answer as it is generated")
-    add_generation_options(p, max_new_tokens=32)
+    add_generation_options(p, max_new_tokens=32, image_help="image file (repeat for several)")
     p.set_defaults(run=run)
 
 

@@ -6,20 +6,24 @@ back to the HF ecosystem. Parity of logits with HF proves the joint is wired the
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
-from transformers import AutoImageProcessor, LlavaConfig, LlavaForConditionalGeneration
+from transformers import AutoImageProcessor, LlavaConfig, LlavaForConditionalGeneration, LlavaImageProcessor, LlavaProcessor
 
 from mmoe.config.load import parse_config
 from mmoe.config.schema import TokenizerConfig
 from mmoe.errors import MMoEError
+from mmoe.interop.chat_templates import jinja_template
+from mmoe.interop.merge import merge_dense_lora
 from mmoe.model.build import build_model
 from mmoe.model.checkpoint import save_model
 from mmoe.model.joint import MMoEModel
 from mmoe.model.parts import MOE_GROUPS, parameter_groups
 from mmoe.model.projector import MLPProjector
 from mmoe.model.vision.hf import HFVisionTower
+from mmoe.tokenization.templates import resolve_template
 from mmoe.tokenization.tokenizer import load_tokenizer
 
 
@@ -94,8 +98,42 @@ def _check_exportable(model: MMoEModel) -> None:
         raise InteropError("cannot export to HF LLaVA: " + "; ".join(problems))
 
 
+_IMAGE_KEYS = ("size", "crop_size", "resample", "image_mean", "image_std", "do_resize", "do_center_crop", "do_rescale",
+               "rescale_factor", "do_normalize", "do_convert_rgb")
+
+
+def hf_image_processor(model: MMoEModel) -> LlavaImageProcessor:
+    """The tower's image processor as a ``LlavaImageProcessor``, padding to square when mmoe does (LLaVA-1.5 ``pad``)."""
+    source = model.vision_tower.processor
+    kwargs = {key: getattr(source, key) for key in _IMAGE_KEYS if getattr(source, key, None) is not None}
+    return LlavaImageProcessor(**kwargs, do_pad=model.config.model.vision.image_aspect_ratio == "pad")
+
+
+def hf_processor(model: MMoEModel, strategy: str) -> LlavaProcessor:
+    """The ``LlavaProcessor`` that prepares inputs as mmoe does: patch size, visual tokens, the trained chat template."""
+    tokenizer = copy.deepcopy(model.tokenizer)
+    template = resolve_template(model.config.model.tokenizer.chat_template, tokenizer)
+    if template != "hf":
+        tokenizer.chat_template = jinja_template(template, model.config.model.tokenizer.image_token)
+    vision = model.vision_tower
+    return LlavaProcessor(
+        image_processor=hf_image_processor(model),
+        tokenizer=tokenizer,
+        patch_size=vision.model.config.patch_size,
+        vision_feature_select_strategy=strategy,
+        num_additional_image_tokens=1 if vision.has_cls_token else 0,
+        chat_template=tokenizer.chat_template,
+        image_token=model.config.model.tokenizer.image_token,
+    )
+
+
 def export_hf_llava(model: MMoEModel, out: str | Path) -> Path:
-    """Write an HF LLaVA checkpoint directory equivalent to a model without experts."""
+    """Write an HF LLaVA checkpoint directory equivalent to a model without routed experts.
+
+    Dense LoRA is merged into the base weights first (in place: ``model`` is changed). The folder
+    loads with ``AutoProcessor`` and ``AutoModelForImageTextToText`` and keeps the chat template.
+    """
+    merge_dense_lora(model)
     _check_exportable(model)
     out = Path(out)
     cfg = model.config.model
@@ -106,12 +144,13 @@ def export_hf_llava(model: MMoEModel, out: str | Path) -> Path:
             f"image token id {model.image_token_id} is outside the LLM vocabulary ({llm_config.vocab_size}); "
             "resize the LLM embeddings before exporting"
         )
+    strategy = "default" if (vision.has_cls_token and not vision.keeps_cls) else "full"
     hf_config = LlavaConfig(
         vision_config=vision.model.config.to_dict(),
         text_config=llm_config.to_dict(),
         image_token_id=model.image_token_id,
         vision_feature_layer=cfg.vision.select_layer,
-        vision_feature_select_strategy="default" if (vision.has_cls_token and not vision.keeps_cls) else "full",
+        vision_feature_select_strategy=strategy,
         projector_hidden_act="gelu",
         multimodal_projector_bias=True,
         image_seq_length=model.tokens_per_image,
@@ -125,8 +164,7 @@ def export_hf_llava(model: MMoEModel, out: str | Path) -> Path:
     hf.model.language_model.load_state_dict(model.llm.model.state_dict())
     hf.lm_head.load_state_dict(model.llm.lm_head.state_dict())
     hf.save_pretrained(out)
-    model.tokenizer.save_pretrained(out)
-    vision.processor.save_pretrained(out)
+    hf_processor(model, strategy).save_pretrained(out)
     return out
 
 

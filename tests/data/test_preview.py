@@ -11,11 +11,13 @@ from mmoe.cli import main
 from mmoe.data.prepared import load_prepared
 from mmoe.data.preview import LEGEND
 
+from tests.conftest import CONFIGS
+
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     out = tmp_path_factory.mktemp("prep") / "synthetic"
-    assert main(["prep", "--source", "synthetic", "--n", "12", "--out", str(out), "--no-progress", "--model", "configs/tiny.yaml"]) == 0
+    assert main(["prep", "--source", "synthetic", "--n", "12", "--out", str(out), "--no-progress", "--model", str(CONFIGS / "tiny.yaml")]) == 0
     return out
 
 
@@ -44,4 +46,4 @@ def test_stats_lists_languages_sources_and_lengths(prepared, capsys):
     for language, n in manifest["languages"].items():
         assert re.search(rf"^  {language}\s+{n}\s+{100 * n / 12:.1f}%$", out, flags=re.M)
     assert re.search(r"^  synthetic\s+12\s+12\s+0", out, flags=re.M)
-    assert f"max {manifest['tokens']['max']}" in out and "(model configs/tiny.yaml)" in out
+    assert f"max {manifest['tokens']['max']}" in out and f"(model {CONFIGS / 'tiny.yaml'})" in out
