@@ -10,6 +10,7 @@ from mmoe.config.base import StrictModel
 from mmoe.data.config import DataConfig
 from mmoe.train.config import TrainConfig
 from mmoe.moe.config import MoEConfig, ParrotConfig, architecture_error
+from mmoe.train.method_configs import method_errors
 
 
 class VisionConfig(StrictModel):
@@ -110,3 +111,10 @@ class MMoEConfig(StrictModel):
     model: ModelConfig
     data: DataConfig | None = None
     train: TrainConfig | None = None
+
+    @model_validator(mode="after")
+    def _training_methods(self) -> "MMoEConfig":
+        errors = method_errors(self.model.moe, self.train) if self.train is not None else []
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self

@@ -178,11 +178,16 @@ class MMoEModel(nn.Module):
         labels: torch.Tensor | None = None,
         language_ids: torch.Tensor | None = None,
         records: RoutingRecords | None = None,
+        routing_positions: torch.Tensor | None = None,
         **llm_kwargs,
     ) -> MMoEOutput:
         """``records``: this call's sink, when the caller wants different options (``mmoe analyze``
-        asks for entropy histograms); by default a fresh one. Its losses and statistics are returned."""
+        asks for entropy histograms); by default a fresh one. Its losses and statistics are returned.
+        ``routing_positions`` (``[B]``, optional): one position per sample at which every router's
+        expert distribution is returned in ``sample_routing`` (RoMA reads it)."""
         records = records if records is not None else RoutingRecords(reduce=self._loss_reduce)
+        if routing_positions is not None:
+            records.sample_positions = routing_positions
         spliced = self.embed_inputs(input_ids, attention_mask, pixel_values, labels, records, language_ids)
         self._announce(_AnnouncedCall("forward", spliced.attention_mask.bool(), spliced.modality_ids, language_ids, records))
         try:
@@ -204,6 +209,8 @@ class MMoEModel(nn.Module):
             logits=out.logits,
             aux_losses=aux,
             router_stats=records.router_stats(self._stat_names),
+            sample_routing=records.sample_routing(self._stat_names),
+            hidden_states=getattr(out, "hidden_states", None),
             past_key_values=getattr(out, self._cache_arg, None),
         )
 

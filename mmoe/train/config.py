@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from mmoe.config.base import StrictModel
+from mmoe.train.method_configs import RoMAConfig, RouterLensConfig
 
 # Parameter groups a stage can train; see mmoe.train.stages for how parameters are classified.
 GROUPS = ("vision", "projector", "moe_projector", "llm", "experts", "routers", "aux_routers")
@@ -17,11 +18,14 @@ class StageConfig(StrictModel):
     """What is trained and with which learning rate; everything else is frozen.
 
     ``lr`` maps a group to its learning rate; groups without an entry use ``train.lr``.
+    ``experts_from`` (CEFT): a selection file written by ``train.router_lens``; only the experts it
+    names train (the others' slices of each stacked expert weight get zero gradients).
     """
 
     name: str = "stage"
     trainable: list[Group] = Field(default_factory=lambda: ["projector"])
     lr: dict[Group, float] = Field(default_factory=dict)
+    experts_from: str | None = None
 
     @model_validator(mode="after")
     def _lr_groups_trainable(self) -> "StageConfig":
@@ -72,6 +76,8 @@ class TrainConfig(StrictModel):
     wandb_project: str = "mmoe"
     progress: bool = True
     stage: StageConfig = StageConfig()
+    roma: RoMAConfig | None = None
+    router_lens: RouterLensConfig | None = None
 
     @model_validator(mode="after")
     def _one_schedule_length(self) -> "TrainConfig":

@@ -74,6 +74,15 @@ class ResumableLoader:
         batch["errors"] = [e for _, _, errors in loaded for e in errors]
         return batch
 
+    def in_order(self, batch_size: int) -> Iterator[dict]:
+        """Every sample once, in index order, in batches of ``batch_size``: one pass over the data (RoMA's
+        index, Router Lens' counts) that leaves the training position untouched."""
+        size = len(self.dataset)
+        chunks = [list(range(start, min(start + batch_size, size))) for start in range(0, size, batch_size)]
+        for batch in DataLoader(self.dataset, batch_sampler=chunks, collate_fn=self._collate, num_workers=self.num_workers):
+            batch.pop("errors")
+            yield batch
+
     def __iter__(self) -> Iterator[dict]:
         while True:
             batches = self.plan(self.epoch)

@@ -19,6 +19,8 @@ from mmoe.train.distributed import all_true, init_distributed
 from mmoe.train.engine import build_engine
 from mmoe.train.metrics import MetricsLogger
 from mmoe.train.reporters import require_wandb
+from mmoe.train.roma import build_roma
+from mmoe.train.router_lens import write_lens_selection
 from mmoe.train.stages import apply_stage, describe_stage, optimizer_groups
 from mmoe.train.validation import validation_loss
 
@@ -38,6 +40,11 @@ class TrainResult:
 
 def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def _in_order(loader, device: torch.device, batch_size: int):
+    """Every training sample once, on the device (RoMA's index pass, Router Lens' counts)."""
+    return (_to_device(batch, device) for batch in loader.in_order(batch_size))
 
 
 def _mean_across_ranks(value: torch.Tensor) -> float:
@@ -98,6 +105,7 @@ def train(cfg: MMoEConfig, data_factory=None, eval_factory=None) -> TrainResult:
     engine, optimizer, scheduler = build_engine(model, tcfg, optimizer_groups(model, tcfg, trainable), world, steps)
     if tcfg.nonfinite == "skip" and engine.zero_optimization_stage() == 3:
         raise ConfigError("train.nonfinite=skip needs ZeRO stage 0-2 (ZeRO-3 partitions the parameters); use stop")
+    roma = build_roma(tcfg.roma, model, _in_order(loader, engine.device, tcfg.micro_batch_size)) if tcfg.roma else None
 
     start_step = 0
     resume_from = resolve_resume(tcfg.resume, output_dir)
@@ -127,8 +135,10 @@ def train(cfg: MMoEConfig, data_factory=None, eval_factory=None) -> TrainResult:
                 inputs = _to_device(model_inputs(batch), engine.device)
                 tokens += int(inputs["attention_mask"].sum())
                 truncated += int(batch.get("num_truncated", 0))
-                out = engine(**inputs)
-                if not all_true(bool(torch.isfinite(out.loss))):
+                out = engine(**inputs, **(roma.inputs(inputs) if roma else {}))
+                method_losses = roma.losses(out, ids) if roma else {}
+                loss = out.loss + sum(method_losses.values()) if method_losses else out.loss
+                if not all_true(bool(torch.isfinite(loss))):
                     if tcfg.nonfinite == "stop":
                         raise NonFiniteError(
                             f"non-finite loss at step {step} (batch ids {ids}); "
@@ -138,8 +148,9 @@ def train(cfg: MMoEConfig, data_factory=None, eval_factory=None) -> TrainResult:
                     # Zero gradients for every trainable parameter: this micro-batch adds nothing.
                     engine.backward(sum(p.sum() * 0.0 for p in model.parameters() if p.requires_grad))
                 else:
-                    engine.backward(out.loss)
-                    parts = {"loss": out.loss, "lm_loss": out.lm_loss, **{f"aux/{k}": v for k, v in out.aux_losses.items()}}
+                    engine.backward(loss)
+                    aux = {**out.aux_losses, **method_losses}
+                    parts = {"loss": loss, "lm_loss": out.lm_loss, **{f"aux/{k}": v for k, v in aux.items()}}
                     for name, value in parts.items():
                         totals[name] = totals.get(name, 0.0) + _mean_across_ranks(value) / tcfg.gradient_accumulation_steps
                 engine.step()
@@ -165,6 +176,7 @@ def train(cfg: MMoEConfig, data_factory=None, eval_factory=None) -> TrainResult:
                     "truncated_samples": truncated,
                     "bad_samples": len(getattr(loader, "skipped", [])),
                     "router": _router_summary(out.router_stats),
+                    **(roma.metrics() if roma else {}),
                     **({"loss_scale": float(optimizer.loss_scale), "overflow": overflow} if engine.fp16_enabled() else {}),
                 })
             if (tcfg.save_every and step % tcfg.save_every == 0) or step == steps:
@@ -172,6 +184,8 @@ def train(cfg: MMoEConfig, data_factory=None, eval_factory=None) -> TrainResult:
                 save_checkpoint(engine, model, output_dir, step, client, tcfg.keep_last, rank)
     finally:
         metrics.close()
+    if tcfg.router_lens is not None:
+        write_lens_selection(tcfg.router_lens, model, _in_order(loader, engine.device, tcfg.micro_batch_size), output_dir, rank)
     model_dir = output_dir / "model"
     export_model(engine, model, model_dir, rank)
     return TrainResult(output_dir, steps, loss_value, model_dir, history)

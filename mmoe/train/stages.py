@@ -4,7 +4,8 @@ Each parameter's group is declared by the module that owns it (``mmoe.model.part
 ``projector``, ``moe_projector`` (Parrot), ``llm`` (the base LLM, an HF MoE LLM's own experts
 included), ``experts`` (LoRA/FFN experts and dense attention LoRA), ``routers``, ``aux_routers``
 (MoMa's causal aux routers, trained in their own phase). Parrot's stage-1 bypass is
-``model.projector.moe.bypass``.
+``model.projector.moe.bypass``. ``stage.experts_from`` (CEFT) trains only the experts a Router Lens
+selection names.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from torch import nn
 
 from mmoe.config.errors import ConfigError
 from mmoe.model.parts import group_sizes, parameter_groups
+from mmoe.moe.methods.ceft import train_selected_experts
+from mmoe.moe.methods.router_lens import read_selection
 from mmoe.train.config import StageConfig, TrainConfig
 
 
@@ -28,6 +31,9 @@ def apply_stage(model: nn.Module, stage: StageConfig) -> dict[str, list[str]]:
     missing = [g for g in stage.trainable if g not in trainable]
     if missing:
         raise ConfigError(f"stage {stage.name!r} trains {missing}, but the model has no such parameters")
+    if stage.experts_from is not None:
+        source = f"train.stage.experts_from={stage.experts_from}"
+        train_selected_experts(model, read_selection(stage.experts_from), source)
     return trainable
 
 

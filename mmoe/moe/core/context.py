@@ -10,7 +10,9 @@ the forward has returned, so the context stays set in the ``recompute`` phase (r
 record nothing) until the next call replaces it.
 
 Blocks write weighted aux losses and router statistics into the context's ``RoutingRecords``,
-which belongs to that call: nothing accumulates on a module.
+which belongs to that call: nothing accumulates on a module. A caller that needs each sample's
+routing (RoMA's manifold term) names one position per sample in ``sample_positions``; every router
+then records its (differentiable) expert distribution at the tokens at those positions.
 """
 
 from __future__ import annotations
@@ -20,10 +22,23 @@ from typing import Literal
 
 import torch
 
+from mmoe.moe.core.routers import RouterOutput, TokenInfo
 from mmoe.moe.core.stats import RouterStats
 
 Phase = Literal["forward", "prefill", "decode", "recompute"]
 LossReduce = Literal["mean", "sum"]
+
+
+@dataclass
+class SampleRouting:
+    """One router's expert distribution at each sample's announced position.
+
+    ``sequences``: ``[n]`` the batch rows whose announced token this router saw; ``weights``: ``[n, E]``
+    their float32 expert distributions (softmax scores; sigmoid scores normalised), with gradient.
+    """
+
+    sequences: torch.Tensor
+    weights: torch.Tensor
 
 
 @dataclass
@@ -36,6 +51,8 @@ class RoutingRecords:
 
     reduce: LossReduce = "mean"
     entropy_bins: int = 0
+    sample_positions: torch.Tensor | None = None
+    _samples: dict[object, dict[str, SampleRouting]] = field(default_factory=dict)
     _loss_sums: dict[str, torch.Tensor] = field(default_factory=dict)
     _loss_counts: dict[str, int] = field(default_factory=dict)
     stats: dict[object, RouterStats] = field(default_factory=dict)
@@ -52,6 +69,20 @@ class RoutingRecords:
     def stats_for(self, module: object) -> RouterStats:
         """The statistics accumulator of one routed module (keyed by the module itself)."""
         return self.stats.setdefault(module, RouterStats(self.entropy_bins))
+
+    def add_sample_routing(self, module: object, group: str, tokens: TokenInfo, out: RouterOutput) -> None:
+        """Keep ``out``'s expert distribution at each sample's announced position (``tokens``: each
+        routed token's batch row and position). Nothing is kept unless the caller announced
+        ``sample_positions`` (``[B]``, one position per row)."""
+        if self.sample_positions is None:
+            return
+        sequence, position = tokens.sequence, tokens.position
+        hit = (position == self.sample_positions.to(position.device)[sequence]).nonzero().squeeze(1)
+        self._samples.setdefault(module, {})[group] = SampleRouting(sequence[hit], out.distribution()[hit])
+
+    def sample_routing(self, names: dict[object, str]) -> dict[str, dict[str, SampleRouting]]:
+        """Per-sample routing keyed by module name then group (``""`` without modality groups), in call order."""
+        return {names[module]: groups for module, groups in self._samples.items()}
 
     def router_stats(self, names: dict[object, str]) -> dict[str, dict[str, torch.Tensor]]:
         """Statistics keyed by each module's name in the model (e.g. ``llm.model.layers.3.mlp``)."""

@@ -68,6 +68,10 @@ class FFNExperts(nn.Module):
     def weights(self) -> list[nn.Parameter]:
         return [w for w in (self.gate_proj, self.up_proj, self.down_proj) if w is not None]
 
+    def expert_parameters(self) -> list[nn.Parameter]:
+        """Every parameter, each stacked ``[E, ...]`` with expert e's weights at index e (CEFT masks by it)."""
+        return self.weights()
+
     @property
     def label(self) -> str:
         return f"ffn/{self.kind}"
@@ -173,6 +177,10 @@ class LoRAExperts(nn.Module):
     @property
     def params_per_expert(self) -> int:
         return sum(p[0].numel() for p in self.deltas.parameters())
+
+    def expert_parameters(self) -> list[nn.Parameter]:
+        """Every parameter, each stacked ``[E, ...]`` with expert e's weights at index e (CEFT masks by it)."""
+        return list(self.deltas.parameters())
 
     label = "lora"
 

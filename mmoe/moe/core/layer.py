@@ -118,3 +118,4 @@ class MoEBlock(nn.Module):
             for name, value in [*losses.items(), *r.out.aux_losses.items()]:
                 ctx.records.add_loss(name, value)
             ctx.records.stats_for(self).add(r.out, r.num_real, f"{group}/" if group else "", r.tokens.language)
+            ctx.records.add_sample_routing(self, group, r.tokens, r.out)
