@@ -58,6 +58,8 @@ class TrainConfig(StrictModel):
     eval_every: int = Field(0, ge=0)
     seed: int = 0
     resume: str | None = "auto"
+    resume_changes: Literal["refuse", "allow"] = "refuse"  # allow: resume with changed model/optimiser fields
+    resume_trust_pickle: bool = False  # unpickle a trusted legacy checkpoint without the allow-list (docs/security.md)
     deepspeed: str | None = None
     micro_batch_size: int = Field(8, gt=0)
     gradient_accumulation_steps: int = Field(1, gt=0)

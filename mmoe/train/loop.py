@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import warnings
 
 import torch
 
@@ -19,6 +22,7 @@ from mmoe.train.distributed import all_true, init_distributed
 from mmoe.train.engine import build_engine
 from mmoe.train.metrics import MetricsLogger
 from mmoe.train.reporters import require_wandb
+from mmoe.train.resume_check import apply_optimizer_settings, check_changes, recipe_changes, record_resume
 from mmoe.train.roma import build_roma
 from mmoe.train.router_lens import write_lens_selection
 from mmoe.train.stages import apply_stage, describe_stage, optimizer_groups
@@ -69,6 +73,32 @@ def build_training_model(cfg: MMoEConfig):
     return model
 
 
+def _resume(cfg: MMoEConfig, engine, optimizer, scheduler, groups: list[dict], loader, rank: int, world: int) -> int:
+    """Find, check, announce and restore the checkpoint ``train.resume`` names; return its step (0: fresh)."""
+    tcfg = cfg.train
+    output_dir = Path(tcfg.output_dir)
+    point = resolve_resume(tcfg.resume, output_dir, rank, tcfg.resume_trust_pickle)
+    if point is None:
+        return 0
+    current = cfg.model_dump(mode="json")
+    if point.recipe is None:
+        changes = []
+        warnings.warn(f"resume: {point.path} holds no saved recipe; the recipe cannot be compared with it")
+    else:
+        changes = recipe_changes(point.recipe, current, point.world_size, world)
+    check_changes(changes, tcfg.resume_changes, point.path)
+    client = load_checkpoint(engine, point, rank, tcfg.resume_trust_pickle)
+    if changes:
+        apply_optimizer_settings(optimizer, scheduler, groups, tcfg.betas)
+    loader.load_state_dict(client["data"])
+    if rank == 0:
+        print(f"resuming from {point.path} (step {point.step})"
+              + (f" with changes: {'; '.join(changes)}" if changes else ""), file=sys.stderr)
+        record_resume(output_dir, {"step": point.step, "checkpoint": str(point.path), "changes": changes,
+                                   "passed_over": point.skipped, "trusted_pickle": tcfg.resume_trust_pickle})
+    return int(client["step"])
+
+
 def total_steps(epochs: float, batches_per_epoch: int, accumulation: int) -> int:
     """Optimizer steps in ``epochs`` passes over this rank's batches (a partial last step counts)."""
     return max(1, math.ceil(epochs * batches_per_epoch / accumulation))
@@ -102,17 +132,13 @@ def train(cfg: MMoEConfig, data_factory=None, eval_factory=None) -> TrainResult:
     if tcfg.eval_every and eval_batches is None:
         raise ConfigError(f"train.eval_every={tcfg.eval_every} needs validation data: set data.eval to prepared dataset directories")
     steps = tcfg.max_steps or total_steps(tcfg.epochs, loader.batches_per_epoch(), tcfg.gradient_accumulation_steps)
-    engine, optimizer, scheduler = build_engine(model, tcfg, optimizer_groups(model, tcfg, trainable), world, steps)
+    groups = optimizer_groups(model, tcfg, trainable)
+    engine, optimizer, scheduler = build_engine(model, tcfg, groups, world, steps)
     if tcfg.nonfinite == "skip" and engine.zero_optimization_stage() == 3:
         raise ConfigError("train.nonfinite=skip needs ZeRO stage 0-2 (ZeRO-3 partitions the parameters); use stop")
     roma = build_roma(tcfg.roma, model, _in_order(loader, engine.device, tcfg.micro_batch_size)) if tcfg.roma else None
 
-    start_step = 0
-    resume_from = resolve_resume(tcfg.resume, output_dir)
-    if resume_from is not None:
-        client = load_checkpoint(engine, resume_from, rank)
-        start_step = int(client["step"])
-        loader.load_state_dict(client["data"])
+    start_step = _resume(cfg, engine, optimizer, scheduler, groups, loader, rank, world)
     metrics = MetricsLogger(
         output_dir, rank=rank, total_steps=steps, start_step=start_step, report_to=tcfg.report_to,
         progress=tcfg.progress, run_config=cfg.model_dump(mode="json"), wandb_project=tcfg.wandb_project,
