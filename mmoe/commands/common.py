@@ -60,10 +60,7 @@ def chat_session(args: argparse.Namespace):
 
 
 def open_images(paths: list[str]) -> list:
-    from PIL import Image
+    """``--image`` files decoded by ``mmoe.images`` (a missing, directory or non-image path is a named error)."""
+    from mmoe.images import EVAL_LIMITS, decode_file
 
-    images = []
-    for path in paths:
-        with Image.open(path) as img:
-            images.append(img.convert("RGB"))
-    return images
+    return [decode_file(path, None, EVAL_LIMITS) for path in paths]

@@ -8,8 +8,6 @@ model's visual-token count, labels only on assistant replies) and ``encode_withi
 from __future__ import annotations
 
 import bisect
-import io
-import os
 from typing import Any
 
 import numpy as np
@@ -19,18 +17,18 @@ from torch.utils.data import Dataset
 
 from mmoe.data.prepared import Prepared, load_prepared
 from mmoe.data.truncation import encode_within, has_supervision
+from mmoe.images import decode, decode_file
 from mmoe.languages import language_id
 from mmoe.model.processor import MMoEProcessor
 from mmoe.tokenization.templates import Turn
 
 
 def open_image(image: dict[str, Any], root: str | None) -> Image.Image:
-    """A prepared image cell (``{"path", "bytes"}``) as an RGB image."""
+    """A prepared image cell (``{"path", "bytes"}``) as an RGB image, decoded as prep checked it: a path
+    must stay inside its source's image root (symlinks resolved)."""
     if image.get("bytes") is not None:
-        return Image.open(io.BytesIO(image["bytes"])).convert("RGB")
-    path = image["path"] if root is None else os.path.join(root, image["path"])
-    with Image.open(path) as img:
-        return img.convert("RGB")
+        return decode(image["bytes"])
+    return decode_file(image["path"], root or ".")
 
 
 class ConversationDataset(Dataset):

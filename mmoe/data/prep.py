@@ -26,8 +26,9 @@ from mmoe.data.langid import LanguageTagger
 from mmoe.data.reasons import Reason, Rejected, malformed
 from mmoe.data.records import Failure, Record, record_text
 from mmoe.data.sources import read_source
-from mmoe.data.validate import ImageChecker, ImageLimits, check_conversation
+from mmoe.data.validate import ImageChecker, check_conversation
 from mmoe.data.writer import SHARD_PATTERN, ReportWriter, ShardWriter, read_shard, record_row, write_json
+from mmoe.images import ImageLimits
 from mmoe.languages import UNDETERMINED
 
 FORMAT = "mmoe-prepared/1"

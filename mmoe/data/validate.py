@@ -1,29 +1,19 @@
 """Record checks: conversation structure, image placeholders, and the images themselves.
 
-Images are opened lazily: the byte size and the header (format, width, height) are checked before
-any pixel is decoded, so a huge or fake file is refused after reading a few bytes.
+Images go through ``mmoe.images`` (the path policy and decoder training and evaluation use too): the
+byte size and the header (format, width, height) are checked before any pixel is decoded, so a huge or
+fake file is refused after reading a few bytes.
 """
 
 from __future__ import annotations
 
-import io
-import os
-import warnings
-from dataclasses import dataclass
-from typing import BinaryIO
-
-from PIL import Image
-
 from mmoe.data.reasons import Reason, Rejected
 from mmoe.data.records import IMAGE_TOKEN, ImageRef, Record
+from mmoe.images import ImageError, ImageLimits, read_file, resolve_in_root, verify
 
-
-@dataclass(frozen=True)
-class ImageLimits:
-    min_side: int = 8
-    max_pixels: int = 89_478_485  # Pillow's own decompression-bomb threshold
-    max_bytes: int = 64 << 20
-    decode: bool = True  # decode the pixels too (catches truncated files)
+def rejection(error: ImageError, name: str) -> Rejected:
+    """The report entry for an image ``mmoe.images`` refused; ``name`` says which image of the record."""
+    return Rejected(Reason(error.reason), f"{name}: {error.detail}")
 
 
 def check_conversation(record: Record) -> None:
@@ -51,75 +41,31 @@ def check_conversation(record: Record) -> None:
         )
 
 
-def resolve_image_path(root: str, relative: str) -> str:
-    """``root/relative``, refusing anything that leaves ``root`` (``../``, absolute paths)."""
-    base = os.path.normpath(os.path.abspath(root))
-    full = os.path.normpath(os.path.join(base, relative))
-    if full != base and not full.startswith(base + os.sep):
-        raise Rejected(Reason.IMAGE_OUTSIDE_ROOT, f"{relative!r} resolves outside the image root {root}")
-    return full
-
-
-def _check_stream(stream: BinaryIO, nbytes: int, limits: ImageLimits, name: str) -> tuple[int, int]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(stream)
-        except Image.DecompressionBombError as exc:
-            raise Rejected(Reason.IMAGE_TOO_LARGE, f"{name}: {exc}") from None
-        except Exception as exc:  # Pillow raises many types for a file that is not an image
-            raise Rejected(Reason.UNDECODABLE_IMAGE, f"{name}: {type(exc).__name__}: {exc}") from None
-        if nbytes > limits.max_bytes:
-            raise Rejected(Reason.IMAGE_TOO_LARGE, f"{name}: {nbytes} bytes (limit {limits.max_bytes})")
-        width, height = image.size
-        if width * height > limits.max_pixels:
-            raise Rejected(Reason.IMAGE_TOO_LARGE, f"{name}: {width}x{height} pixels (limit {limits.max_pixels})")
-        if min(width, height) < limits.min_side:
-            raise Rejected(Reason.IMAGE_TOO_SMALL, f"{name}: {width}x{height} (minimum side {limits.min_side})")
-        if limits.decode:
-            try:
-                image.verify()
-                stream.seek(0)
-                image = Image.open(stream)
-                if image.format == "JPEG":
-                    image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-                image.load()
-            except Exception as exc:
-                reason = Reason.TRUNCATED_IMAGE if "truncated" in str(exc).lower() else Reason.UNDECODABLE_IMAGE
-                raise Rejected(reason, f"{name}: {type(exc).__name__}: {exc}") from None
-    return width, height
-
-
 class ImageChecker:
     """Checks images against ``ImageLimits``; file results are cached by path (images are often shared)."""
 
     def __init__(self, limits: ImageLimits) -> None:
         self.limits = limits
-        self._cache: dict[str, Rejected | tuple[int, int]] = {}
+        self._cache: dict[tuple[str, str], ImageError | tuple[int, int]] = {}
 
-    def check_file(self, path: str) -> tuple[int, int]:
-        cached = self._cache.get(path)
-        if cached is None:
-            cached = self._cache[path] = self._check_file(path)
-        if isinstance(cached, Rejected):
-            raise cached
-        return cached
-
-    def _check_file(self, path: str) -> Rejected | tuple[int, int]:
+    def _check_file(self, root: str, path: str) -> ImageError | tuple[int, int]:
         try:
-            if not os.path.isfile(path):
-                raise Rejected(Reason.MISSING_IMAGE, f"{path} does not exist")
-            with open(path, "rb") as f:
-                return _check_stream(f, os.fstat(f.fileno()).st_size, self.limits, path)
-        except Rejected as exc:
+            resolved = resolve_in_root(root, path)
+            return verify(read_file(resolved, self.limits, path), self.limits, path)
+        except ImageError as exc:
             return exc
-        except OSError as exc:
-            return Rejected(Reason.MISSING_IMAGE, f"{path}: {exc.strerror or exc}")
-
-    def check_bytes(self, data: bytes, name: str) -> tuple[int, int]:
-        return _check_stream(io.BytesIO(data), len(data), self.limits, name)
 
     def check(self, ref: ImageRef, root: str | None, name: str) -> tuple[int, int]:
-        if ref.data is not None:
-            return self.check_bytes(ref.data, name)
-        return self.check_file(resolve_image_path(root or ".", ref.path or ""))
+        """(width, height) of a record's image, or ``Rejected`` naming ``name`` and the reason."""
+        try:
+            if ref.data is not None:
+                return verify(ref.data, self.limits, name)
+            key = (root or ".", ref.path or "")
+            cached = self._cache.get(key)
+            if cached is None:
+                cached = self._cache[key] = self._check_file(*key)
+            if isinstance(cached, ImageError):
+                raise cached
+            return cached
+        except ImageError as exc:
+            raise rejection(exc, name) from None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from PIL import Image
+
+from mmoe.images import EVAL_LIMITS, decode
 
 OFFSET = 1_000_000
 
@@ -35,8 +36,8 @@ class MCQRow:
         return self.g_index if self.g_index is not None else self.index % OFFSET
 
     def load_images(self) -> list[Image.Image]:
-        """The row's images as RGB PIL images."""
-        return [Image.open(io.BytesIO(data)).convert("RGB") for data in self.images]
+        """The row's images as RGB PIL images, decoded as everywhere else (``mmoe.images``)."""
+        return [decode(data, EVAL_LIMITS, f"row {self.row} (index {self.index}) image {i}") for i, data in enumerate(self.images)]
 
 
 @dataclass

@@ -19,8 +19,13 @@ class BenchmarkError(MMoEError, ValueError):
 
 
 class ImageDataError(BenchmarkError):
-    """A row's image cell holds data that is not a readable image (bad base64, not an image)."""
+    """A row's image cell holds data that is not a readable image (bad base64, not an image, too large);
+    ``reason`` is the ``mmoe.images`` code."""
+
+    reason = "undecodable_image"
 
 
 class MissingImageError(BenchmarkError):
-    """A row's image cell names a file that does not exist."""
+    """A row's image cell names a file that does not exist or lies outside the image root."""
+
+    reason = "missing_image"

@@ -127,11 +127,13 @@ class BenchmarkRows:
         )
 
 
-def open_rows(path: str | Path, language: str | None = None, images: bool = True) -> BenchmarkRows:
+def open_rows(path: str | Path, language: str | None = None, images: bool = True, image_root: str | Path | None = None) -> BenchmarkRows:
     """Read ``path`` and check its columns. ``language`` wins over the file name, which wins over the
-    questions' script. ``images=False`` skips the image columns (for files that have none)."""
+    questions' script. ``images=False`` skips the image columns (for files that have none). ``image_path``
+    cells must name files inside ``image_root`` (default: the file's directory)."""
     path = Path(path)
-    return BenchmarkRows(read_table(path), str(path), declared_language(language, path), base_dir=path.parent, images=images)
+    root = Path(image_root) if image_root is not None else path.parent
+    return BenchmarkRows(read_table(path), str(path), declared_language(language, path), base_dir=root, images=images)
 
 
 def load_benchmark(path: str | Path, language: str | None = None, images: bool = True) -> Benchmark:

@@ -6,12 +6,10 @@ from __future__ import annotations
 import ast
 import base64
 import binascii
-import io
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from mmoe.eval.errors import BenchmarkError, ImageDataError, MissingImageError
+from mmoe.images import EVAL_LIMITS, MISSING, OUTSIDE_ROOT, ImageError, read_file, resolve_in_root, verify
 
 POINTER_MAX_CHARS = 64  # VLMEvalKit: an image cell this short names another row
 
@@ -100,14 +98,23 @@ class ImageResolver:
         return self._check_image(i, data)
 
     def _read_path(self, i: int, text: str) -> bytes:
-        path = Path(text) if Path(text).is_absolute() else self.base_dir / text
-        if not path.is_file():
-            raise self._error(i, f"image file {str(path)!r} not found", MissingImageError)
-        return self._check_image(i, path.read_bytes())
+        """A file inside the image root (``mmoe.images`` path policy: symlinks resolved, regular files only)."""
+        try:
+            data = read_file(resolve_in_root(self.base_dir, text), EVAL_LIMITS, text)
+        except ImageError as exc:
+            kind = MissingImageError if exc.reason in (MISSING, OUTSIDE_ROOT) else ImageDataError
+            raise self._image_error(i, f"image file {exc}", kind, exc.reason) from None
+        return self._check_image(i, data)
 
     def _check_image(self, i: int, data: bytes) -> bytes:
+        """Decoded once here, so a file that loads is a file that evaluates (truncation found up front)."""
         try:
-            Image.open(io.BytesIO(data)).close()  # parses the header only
-        except (UnidentifiedImageError, OSError) as exc:
-            raise self._error(i, f"image data is not a readable image ({exc})", ImageDataError) from None
+            verify(data, EVAL_LIMITS, "image data")
+        except ImageError as exc:
+            raise self._image_error(i, str(exc), ImageDataError, exc.reason) from None
         return data
+
+    def _image_error(self, i: int, message: str, kind: type[BenchmarkError], reason: str) -> BenchmarkError:
+        error = self._error(i, message, kind)
+        error.reason = reason
+        return error

@@ -32,7 +32,7 @@ def build_messy(root: Path) -> tuple[list[object], dict[int, str], list[str]]:
     full = images / "full.png"
     _png(full, size=(64, 64))
     (images / "truncated.png").write_bytes(full.read_bytes()[:-40])
-    with open(images / "sparse.jpg", "wb") as f:  # 1 GiB of nothing posing as a JPEG
+    with open(images / "sparse.jpg", "wb") as f:  # 1 GiB of nothing posing as a JPEG: refused by its size, unread
         f.truncate(1 << 30)
     # a PNG header claiming 100000 x 100000 pixels (a decompression bomb)
     bomb = bytearray(full.read_bytes())
@@ -72,7 +72,7 @@ def build_messy(root: Path) -> tuple[list[object], dict[int, str], list[str]]:
         1: "missing_image", 2: "undecodable_image", 3: "truncated_image", 4: "image_too_small", 5: "image_too_large",
         6: "image_outside_root", 7: "malformed_record", 8: "malformed_record", 9: "empty_conversation",
         10: "non_alternating_conversation", 11: "image_placeholder_mismatch", 12: "empty_assistant_turn",
-        13: "too_long", 14: "duplicate", 15: "malformed_record", 16: "malformed_record", 17: "undecodable_image",
+        13: "too_long", 14: "duplicate", 15: "malformed_record", 16: "malformed_record", 17: "image_too_large",
     }
     kept = ["good-0", "good-1", "multi", "text-only", "good-2"]
     return rows, expected, kept

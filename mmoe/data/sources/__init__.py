@@ -25,7 +25,7 @@ def read_source(kind: str, path: str, name: str, cfg: Any, root: Path | None) ->
     if kind == "captions":
         return read_captions(path, name, language, cfg.image_column, cfg.caption_column, cfg.prompt), root
     if kind == "mcq_tsv":
-        return read_mcq_tsv(path, name, language), root
+        return read_mcq_tsv(path, name, language, root), root
     if kind == "hf":
         return read_hf(path, name, language, cfg.split, cfg.subset, cfg.image_column, cfg.caption_column, cfg.prompt), root
     raise ValueError(f"unknown source type {kind!r}; choose one of {', '.join(SOURCE_TYPES)}")

@@ -6,15 +6,14 @@ stage-1 ``plain`` template uses the image alone); the assistant turn is the capt
 
 from __future__ import annotations
 
-import csv
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 from mmoe.data.jsonstream import iter_json
-from mmoe.data.reasons import malformed
+from mmoe.data.reasons import Rejected, malformed
 from mmoe.data.records import IMAGE_TOKEN, Failure, ImageRef, Record
 from mmoe.data.sources.common import as_failure_or_record, declared_language, metadata, record_id, require, text_field
+from mmoe.data.sources.delimited import read_delimited
 from mmoe.tokenization.templates import Turn
 
 
@@ -36,10 +35,11 @@ def parse_caption(
 
 
 def _iter_delimited(path: Path) -> Iterator[tuple[int, Any]]:
-    csv.field_size_limit(sys.maxsize)
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
-        yield from enumerate(csv.DictReader(f, delimiter=delimiter))
+    """(position, row as a dict) per record; a row whose field count differs from the header's is a
+    ``Rejected`` naming its line (a stray tab never cuts a caption)."""
+    header, rows = read_delimited(path)
+    for row in rows:
+        yield row.number, row.cells if isinstance(row.cells, Rejected) else dict(zip(header, row.cells))
 
 
 def read_captions(

@@ -11,6 +11,7 @@ from torch import nn
 
 from mmoe.config.errors import ConfigError
 from mmoe.config.schema import VisionConfig
+from mmoe.images import to_rgb
 from mmoe.model.vision.preprocess import expand_to_square
 
 
@@ -79,8 +80,9 @@ class VisionTower(nn.Module):
             )
 
     def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
-        """RGB conversion, LLaVA pad-to-square (if configured), then the backend's transform."""
-        rgb = [img.convert("RGB") for img in images]
+        """RGB conversion as everywhere (``mmoe.images.to_rgb``), LLaVA pad-to-square (if configured), then
+        the backend's transform."""
+        rgb = [to_rgb(img) for img in images]
         if self.cfg.image_aspect_ratio == "pad":
             fill = tuple(int(m * 255) for m in self.image_mean)
             rgb = [expand_to_square(img, fill) for img in rgb]
