@@ -22,7 +22,7 @@ from mmoe.train.safe_load import UnsafeCheckpointError
 from tests.conftest import CONFIGS, ROOT
 from tests.train.toydata import toy_factory
 
-RUN = ["train.micro_batch_size=2", "train.save_every=1", "train.progress=false", "train.tensorboard=false",
+RUN = ["train.micro_batch_size=2", "train.save_every=1", "train.progress=false", "train.report_to=[]",
        "train.schedule=constant", "train.warmup_ratio=0", "train.lr=1e-3", "train.stage.trainable=[projector]"]
 STATE_FILES = ("mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_optim_states.pt")
 
