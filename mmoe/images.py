@@ -45,10 +45,11 @@ EVAL_LIMITS = ImageLimits(min_side=1)  # benchmark images are used as they are, 
 
 
 class ImageError(MMoEError):
-    """An image that cannot be used; ``reason`` is one of the codes above, the message names the image."""
+    """An image that cannot be used; ``reason`` is one of the codes above; the message is the image's name
+    followed by ``detail``, a phrase such as "cannot be decoded (...)"."""
 
     def __init__(self, reason: str, name: str, detail: str) -> None:
-        super().__init__(f"{name}: {detail}")
+        super().__init__(f"{name} {detail}")
         self.reason, self.name, self.detail = reason, name, detail
 
 
@@ -70,12 +71,12 @@ def _regular(path: Path, name: str) -> Path:
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        raise ImageError(MISSING, name, "file not found") from None
+        raise ImageError(MISSING, name, "is not there (file not found)") from None
     except OSError as exc:
         raise ImageError(MISSING, name, f"cannot be read ({exc.strerror or exc})") from None
     if not stat.S_ISREG(mode):
         kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-        raise ImageError(MISSING, name, f"{path} is {kind}")
+        raise ImageError(MISSING, name, f"is {kind} ({path})")
     return path
 
 
@@ -83,7 +84,7 @@ def read_file(path: Path, limits: ImageLimits, name: str) -> bytes:
     """The bytes of an already resolved file, refused before reading when larger than ``limits.max_bytes``."""
     size = path.stat().st_size
     if size > limits.max_bytes:
-        raise ImageError(TOO_LARGE, name, f"{size} bytes (limit {limits.max_bytes})")
+        raise ImageError(TOO_LARGE, name, f"has {size} bytes (limit {limits.max_bytes})")
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -93,22 +94,22 @@ def read_file(path: Path, limits: ImageLimits, name: str) -> bytes:
 def open_checked(data: bytes, limits: ImageLimits, name: str) -> Image.Image:
     """Parse the header of ``data`` and check byte size, pixel count and shortest side; no pixel is decoded."""
     if len(data) > limits.max_bytes:
-        raise ImageError(TOO_LARGE, name, f"{len(data)} bytes (limit {limits.max_bytes})")
+        raise ImageError(TOO_LARGE, name, f"has {len(data)} bytes (limit {limits.max_bytes})")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             image = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as exc:
-            raise ImageError(TOO_LARGE, name, str(exc)) from None
+            raise ImageError(TOO_LARGE, name, f"is a decompression bomb ({exc})") from None
         except UnidentifiedImageError:
-            raise ImageError(UNDECODABLE, name, "not a readable image (no known image format)") from None
+            raise ImageError(UNDECODABLE, name, "is not a readable image (no known image format)") from None
         except Exception as exc:  # Pillow raises many types for data that is not an image
-            raise ImageError(UNDECODABLE, name, f"not a readable image ({type(exc).__name__}: {exc})") from None
+            raise ImageError(UNDECODABLE, name, f"is not a readable image ({type(exc).__name__}: {exc})") from None
     width, height = image.size
     if width * height > limits.max_pixels:
-        raise ImageError(TOO_LARGE, name, f"{width}x{height} pixels (limit {limits.max_pixels})")
+        raise ImageError(TOO_LARGE, name, f"has {width}x{height} pixels (limit {limits.max_pixels})")
     if min(width, height) < limits.min_side:
-        raise ImageError(TOO_SMALL, name, f"{width}x{height} (minimum side {limits.min_side})")
+        raise ImageError(TOO_SMALL, name, f"is {width}x{height} (minimum side {limits.min_side})")
     return image
 
 

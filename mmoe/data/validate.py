@@ -13,7 +13,7 @@ from mmoe.images import ImageError, ImageLimits, read_file, resolve_in_root, ver
 
 def rejection(error: ImageError, name: str) -> Rejected:
     """The report entry for an image ``mmoe.images`` refused; ``name`` says which image of the record."""
-    return Rejected(Reason(error.reason), f"{name}: {error.detail}")
+    return Rejected(Reason(error.reason), f"{name} {error.detail}")
 
 
 def check_conversation(record: Record) -> None:

@@ -17,6 +17,7 @@ from mmoe.eval.circular import check_groups, expand
 from mmoe.eval.errors import ImageDataError
 from mmoe.eval.mode import resolve_mode
 from mmoe.eval.sources import open_benchmark
+from mmoe.images import ImageError
 
 # Cells pandas reads as missing by default, as VLMEvalKit's loader does: mmoe keeps them as text.
 PANDAS_MISSING = {"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
@@ -33,7 +34,7 @@ def decode_all(bench: Benchmark) -> int:
         seen.add(id(row.images))
         try:
             row.load_images()
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        except (ImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             raise ImageDataError(bench.source, f"image cannot be decoded ({exc})", row=row.row, index=row.index, column=column) from None
     return len(seen)
 

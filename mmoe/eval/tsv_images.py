@@ -109,7 +109,7 @@ class ImageResolver:
     def _check_image(self, i: int, data: bytes) -> bytes:
         """Decoded once here, so a file that loads is a file that evaluates (truncation found up front)."""
         try:
-            verify(data, EVAL_LIMITS, "image data")
+            verify(data, EVAL_LIMITS, "image")
         except ImageError as exc:
             raise self._image_error(i, str(exc), ImageDataError, exc.reason) from None
         return data

@@ -22,11 +22,16 @@ from mmoe.data.prep import prepare
 from mmoe.data.prepared import load_prepared
 from mmoe.data.records import Failure
 from mmoe.data.sources import read_captions, read_mcq_tsv
+from mmoe.data.synthetic import generate_benchmarks
 from mmoe.eval.errors import BenchmarkError
 from mmoe.eval.tsv import load_benchmark
 from mmoe.images import ImageError
 
-from tests.eval.conftest import mmbench_frame
+
+def mmmb_frame(tmp_path: Path) -> pd.DataFrame:
+    """Four rows of a generated MMMB file (indices 0-3), every cell a string."""
+    path = generate_benchmarks(tmp_path / "gen", n_per_language=4, seed=5, languages=["en"])[0]
+    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
 
 CONV = [{"from": "human", "value": "<image>\nWhat colour?"}, {"from": "gpt", "value": "Red."}]
 
@@ -93,7 +98,7 @@ def test_training_never_reads_through_a_symlink_planted_after_prep(hostile):
 
 
 def _image_path_tsv(path: Path, cells: list[str]) -> Path:
-    frame = mmbench_frame(rotations=False).head(len(cells)).drop(columns=["image"])
+    frame = mmmb_frame(path.parent).head(len(cells)).drop(columns=["image"])
     frame["image_path"] = cells
     frame.to_csv(path, sep="\t", index=False)
     return path
@@ -123,15 +128,15 @@ def test_captions_row_with_a_stray_tab_is_rejected_not_cut(tmp_path):
     assert items[1].conversations[1].content == "A red square." and items[1].metadata == {}
 
 
-def _good_rows_tsv(path: Path, n: int = 4) -> list[str]:
-    frame = mmbench_frame(rotations=False).head(n)
+def _good_rows_tsv(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    frame = mmmb_frame(path.parent)
     frame.to_csv(path, sep="\t", index=False)
-    return path.read_text(encoding="utf-8").splitlines(keepends=True)
+    return frame, path.read_text(encoding="utf-8").splitlines(keepends=True)
 
 
 def test_one_bad_mcq_row_loses_nothing_else(tmp_path):
     path = tmp_path / "mmmb_en.tsv"
-    lines = _good_rows_tsv(path)
+    frame, lines = _good_rows_tsv(path)
     fields = lines[2].split("\t")
     lines[2] = "\t".join(fields[:2] + ["extra"] + fields[2:])  # a stray tab in row 2
     fields = lines[3].split("\t")
@@ -143,7 +148,7 @@ def test_one_bad_mcq_row_loses_nothing_else(tmp_path):
     assert [isinstance(item, Failure) for item in items] == [False, True, True, False]
     assert "line 3: " in items[1].error.detail and "fields, the header has" in items[1].error.detail
     assert "line 4: " in items[2].error.detail and "quote" in items[2].error.detail
-    assert items[3].id == "30" and items[3].conversations[1].content == "D"
+    assert items[3].id == "3" and items[3].conversations[1].content == frame.loc[3, "answer"]
     manifest = _prep(tmp_path, {"type": "mcq_tsv", "path": str(path)})
     assert (manifest["read"], manifest["kept"], manifest["rejected"]) == (4, 2, 2)
 
@@ -164,7 +169,7 @@ def _truncated_b64() -> str:
 
 
 def test_decompression_bomb_and_truncated_image_are_reported_per_row(tmp_path):
-    frame = mmbench_frame(rotations=False)
+    frame = mmmb_frame(tmp_path)
     frame.loc[1, "image"] = _bomb_b64()
     frame.loc[2, "image"] = _truncated_b64()
     path = tmp_path / "mmmb_en.tsv"
@@ -174,11 +179,11 @@ def test_decompression_bomb_and_truncated_image_are_reported_per_row(tmp_path):
         None, "image_too_large", "truncated_image", None]
     assert "row 2" in items[1].error.detail and "10000000000 pixels" in items[1].error.detail
     # `eval check` / `eval run` load the file strictly: a named error for the first bad row, before any answer
-    with pytest.raises(BenchmarkError, match=r"row 2 \(index 7\).*10000000000 pixels"):
+    with pytest.raises(BenchmarkError, match=r"row 2 \(index 1\).*10000000000 pixels"):
         load_benchmark(path)
     frame.loc[1, "image"] = frame.loc[0, "image"]
     frame.to_csv(path, sep="\t", index=False)
-    with pytest.raises(BenchmarkError, match=r"row 3 \(index 12\).*truncated_image|row 3 \(index 12\).*cannot be decoded"):
+    with pytest.raises(BenchmarkError, match=r"row 3 \(index 2\).*cannot be decoded"):
         load_benchmark(path)
 
 
