@@ -26,6 +26,7 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmoe", description="Multilingual multimodal instruction tuning with MoE joints.")
+    parser.add_argument("--debug", action="store_true", help="on an error, print the full traceback (accepted anywhere on the line)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS.values():
         importlib.import_module(module).register(subparsers)
@@ -33,12 +34,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run a subcommand. A bad input (``MMoEError``) or an OS failure (disk full, permissions) is printed as
+    ``mmoe COMMAND: error: ...`` with exit status 2; ``--debug`` lets it raise with its traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
     from mmoe.errors import MMoEError
 
     try:
         return int(args.run(args) or 0)
-    except MMoEError as exc:
+    except (MMoEError, OSError) as exc:
+        if debug:
+            raise
         print(f"mmoe {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

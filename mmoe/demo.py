@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from mmoe.configs import DEMO_RECIPES as RECIPES
+from mmoe.errors import MMoEError
 from mmoe.languages import mmmb_file_code
 
 LANGUAGES = ("en", "zh", "pt", "ar", "tr", "ru")
@@ -27,6 +28,9 @@ EVAL_STYLE = "vlmevalkit"
 # Stage 1 aligns on short answers, up to four questions per image; stage 2 mixes in multiple choice.
 ALIGN_DATA = {"mcq_fraction": 0.0, "extra_questions": 3, "extra_question_fraction": 0.8}
 INSTRUCT_DATA = {"mcq_fraction": 0.7, "extra_questions": 1, "extra_question_fraction": 0.5}
+MARKER = ".mmoe-demo"
+# What a demo run writes under --out (runs made before MARKER existed hold only these).
+DEMO_ENTRIES = {MARKER, "data", "tokenizer", "benchmarks", "stage1", "stage2", "eval", "predictions", "report.json"}
 
 
 def _tokenizer(train_jsons: list[Path], out: Path) -> tuple[Path, int]:
@@ -53,6 +57,26 @@ def _prepare_data(train_json: Path, tokenizer: Path, out: Path) -> Path:
     return out
 
 
+class DemoOutputError(MMoEError):
+    """``--out`` names a directory that holds files the demo did not write."""
+
+
+def _clear_output(out: Path) -> None:
+    """Replace an earlier demo run (marked by ``MARKER``, or holding only the demo's own entries); refuse
+    any other non-empty directory, so a mistyped ``--out`` deletes nothing."""
+    if out.exists() and not out.is_dir():
+        raise DemoOutputError(f"--out {out} is a file, not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in DEMO_ENTRIES)
+        if not (out / MARKER).is_file() and foreign:
+            raise DemoOutputError(
+                f"--out {out} is not empty and is not an earlier demo run (it holds {', '.join(foreign[:5])}); choose another directory"
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / MARKER).write_text("written by mmoe demo; the next demo run with this --out replaces this directory\n")
+
+
 def _train(recipe: Path, overrides: list[str]):
     from mmoe.config import load_config
     from mmoe.train.loop import train
@@ -72,7 +96,7 @@ def run_demo(out: str | Path, train_records: int = 20000, test_per_language: int
     from mmoe.model import load_model
 
     out = Path(out)
-    shutil.rmtree(out, ignore_errors=True)
+    _clear_output(out)
     began = time.perf_counter()
     align = generate_training_set(out / "data" / "align", train_records, seed=seed, **ALIGN_DATA)
     instruct = generate_training_set(out / "data" / "instruct", train_records, seed=seed + 1,

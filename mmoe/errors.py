@@ -3,3 +3,7 @@
 
 class MMoEError(Exception):
     """Bad input, config or files, described for a person."""
+
+
+class UsageError(MMoEError):
+    """Command-line arguments that do not go together."""

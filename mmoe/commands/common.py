@@ -6,6 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from mmoe.errors import MMoEError, UsageError
+
+
+class ModelSourceError(MMoEError):
+    """A recipe names a hub id or path that cannot be loaded (offline, missing, not a model)."""
+
 
 def is_recipe(path: str) -> bool:
     """A YAML recipe (builds random weights), as opposed to a saved model directory or a hub id."""
@@ -19,9 +25,13 @@ def model_from_path(path: str, overrides: list[str] | None = None):
     from mmoe.model import build_model
 
     if is_recipe(path):
-        return build_model(load_config(path, overrides))
+        cfg = load_config(path, overrides)
+        try:
+            return build_model(cfg)
+        except OSError as exc:  # transformers / timm / open_clip: a hub id that cannot be fetched (offline) or read
+            raise ModelSourceError(f"{path}: cannot load a model it names: {str(exc).splitlines()[0]}") from exc
     if overrides:
-        raise SystemExit("overrides apply to YAML recipes, not saved models")
+        raise UsageError("overrides apply to YAML recipes, not saved models")
     return load(path)
 
 

@@ -7,7 +7,7 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", help="end to end on CPU: synthetic data, stage 1 + 2 training, MMMB evaluation")
-    p.add_argument("--out", default="runs/demo", help="output directory (replaced)")
+    p.add_argument("--out", default="runs/demo", help="output directory (an earlier demo run there is replaced; any other non-empty directory is refused)")
     p.add_argument("--train-records", type=int, default=20000, help="records in each stage's generated training set")
     p.add_argument("--test-per-language", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)

@@ -72,11 +72,12 @@ def _judge(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from mmoe.errors import UsageError
     from mmoe.eval.recipe import EvalRecipe, load_recipe
     from mmoe.eval.run import evaluate
 
     if not args.recipe and not args.benchmark:
-        raise SystemExit("mmoe eval run: give --benchmark FILE... or --recipe eval/NAME.yaml")
+        raise UsageError("give --benchmark FILE... or --recipe eval/NAME.yaml")
     recipe = load_recipe(args.recipe) if args.recipe else EvalRecipe(name="command line", benchmarks=[])
     recipe.check_present(args.data_root)
     files = [*recipe.paths(args.data_root), *args.benchmark]

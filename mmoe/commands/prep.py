@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from mmoe.errors import UsageError
 
 SOURCES = ("llava", "sharegpt", "hf", "captions", "mcq_tsv", "synthetic")
 
@@ -33,10 +34,10 @@ def _single_source(args: argparse.Namespace) -> dict:
     if args.source == "synthetic":
         return {"type": "synthetic", "n": args.n, "seed": args.seed, "language": args.language}
     if not args.input:
-        raise SystemExit(f"mmoe prep: --source {args.source} needs --input")
+        raise UsageError(f"--source {args.source} needs --input")
     if args.source == "hf":
         if len(args.input) > 1:
-            raise SystemExit("mmoe prep: --source hf takes one --input (a hub id or a path)")
+            raise UsageError("--source hf takes one --input (a hub id or a path)")
         return {"type": "hf", "path": args.input[0], "image_root": args.image_root, "language": args.language}
     path = args.input[0] if len(args.input) == 1 else args.input
     return {"type": args.source, "path": path, "image_root": args.image_root, "language": args.language}
@@ -47,21 +48,17 @@ def run(args: argparse.Namespace) -> int:
 
     from mmoe.config.load import apply_overrides
     from mmoe.data.config import parse_prep_config, read_prep_yaml
-    from mmoe.data.prep import PrepError, prepare
+    from mmoe.data.prep import prepare
 
     if bool(args.config) == bool(args.source):
-        raise SystemExit("mmoe prep: give exactly one of --config or --source")
+        raise UsageError("give exactly one of --config or --source")
     raw = read_prep_yaml(args.config) if args.config else {"sources": [_single_source(args)]}
     if args.strict:
         raw["strict"] = True
     if args.model:
         raw["model"] = args.model
     cfg = parse_prep_config(apply_overrides(raw, args.overrides), source=args.config or "command line")
-    try:
-        manifest = prepare(cfg, args.out, progress=not args.no_progress)
-    except PrepError as exc:
-        print(f"mmoe prep: error: {exc}", file=sys.stderr)
-        return 2
+    manifest = prepare(cfg, args.out, progress=not args.no_progress)
     summary = {k: manifest[k] for k in ("read", "kept", "rejected", "balanced_out", "rejected_by_reason", "languages")}
     print(json.dumps(summary, ensure_ascii=False, indent=1))
     tok = manifest["tokenizer"]

@@ -28,13 +28,14 @@ from mmoe.data.records import Failure, Record, record_text
 from mmoe.data.sources import read_source
 from mmoe.data.validate import ImageChecker, check_conversation
 from mmoe.data.writer import SHARD_PATTERN, ReportWriter, ShardWriter, read_shard, record_row, write_json
+from mmoe.errors import MMoEError
 from mmoe.images import ImageLimits
 from mmoe.languages import UNDETERMINED
 
 FORMAT = "mmoe-prepared/1"
 
 
-class PrepError(RuntimeError):
+class PrepError(MMoEError, RuntimeError):
     """``--strict`` met a bad record, or the output directory cannot be used."""
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from mmoe.data.writer import SHARD_PATTERN
+from mmoe.errors import MMoEError
 
 
-class PreparedDatasetError(ValueError):
+class PreparedDatasetError(MMoEError, ValueError):
     """The directory is not an ``mmoe prep`` output."""
 
 

@@ -21,6 +21,7 @@ from typing import Literal
 
 import torch
 import yaml
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from mmoe.config.load import parse_config
@@ -112,8 +113,8 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> MMo
     missing = [name for name in REQUIRED if not (directory / name).exists()]
     if missing:
         raise CheckpointError(f"model directory {directory} is missing: {', '.join(missing)}")
-    cfg = parse_config(yaml.safe_load((directory / CONFIG_FILE).read_text(encoding="utf-8")), str(directory / CONFIG_FILE))
-    kind = json.loads((directory / KIND_FILE).read_text())["kind"]
+    cfg = parse_config(_read_yaml(directory / CONFIG_FILE), str(directory / CONFIG_FILE))
+    kind = _read_kind(directory / KIND_FILE)
     if kind == "full":
         for name in [LLM_CONFIG_FILE] + ([VISION_CONFIG_FILE] if cfg.model.vision.backend == "hf" else []):
             if not (directory / name).exists():
@@ -123,17 +124,63 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> MMo
         build_cfg = cfg
     model = build_model(build_cfg, tokenizer_dir=directory / TOKENIZER_DIR, preprocessing_dir=directory)
     model.config = cfg
-    state = load_file(str(directory / WEIGHTS_FILE))
-    result = model.load_state_dict(state, strict=False)
-    if result.unexpected_keys:
-        raise CheckpointError(f"{directory / WEIGHTS_FILE} has weights the config does not build: {result.unexpected_keys[:5]}")
-    if kind == "full":
-        current = model.state_dict()
-        loaded = {current[k].data_ptr() for k in state}
-        absent = [k for k in result.missing_keys if current[k].data_ptr() not in loaded]
-        if absent:
-            raise CheckpointError(f"{directory / WEIGHTS_FILE} lacks weights: {absent[:5]}")
+    path = directory / WEIGHTS_FILE
+    state = read_weights(path)
+    _check_fit(state, model.state_dict(), path)
+    expected = set(model.state_dict()) if kind == "full" else _trained_state_keys(model, cfg)
+    model.load_state_dict(state, strict=False)
+    current = model.state_dict()
+    loaded = {current[k].data_ptr() for k in state}
+    absent = sorted(k for k in expected if k not in state and current[k].data_ptr() not in loaded)
+    if absent:
+        what = "weights" if kind == "full" else f"{len(absent)} tensors its stage trains (they would start from random init)"
+        raise CheckpointError(f"{path} ({kind}) lacks {what}: {absent[:5]}")
     return model.to(device).eval()
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors; a truncated or foreign file is a ``CheckpointError`` naming it."""
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc})") from None
+
+
+def _read_yaml(path: Path) -> object:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not readable YAML ({exc})") from None
+
+
+def _read_kind(path: Path) -> str:
+    """``weights.json``'s kind, which must be ``full`` or ``trainable``."""
+    try:
+        kind = json.loads(path.read_text(encoding="utf-8")).get("kind")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        raise CheckpointError(f"{path}: not a JSON object with a 'kind'") from None
+    if kind not in ("full", "trainable"):
+        raise CheckpointError(f"{path}: kind {kind!r} is neither 'full' nor 'trainable'")
+    return kind
+
+
+def _trained_state_keys(model: MMoEModel, cfg: MMoEConfig) -> set[str]:
+    """What a trainable-only file must hold: the parameters (and group buffers) of the groups the saved
+    recipe's stage trains; without a ``train`` section, the parameters the recipe leaves trainable."""
+    groups = parameter_groups(model)
+    if cfg.train is None:
+        params = {name for name, p in model.named_parameters() if p.requires_grad}
+    else:
+        params = {name for name, group in groups.items() if group in cfg.train.stage.trainable}
+    training = {groups[name] for name in params}
+    return params | {name for name, group in buffer_groups(model).items() if group in training}
+
+
+def _check_fit(state: dict[str, torch.Tensor], current: dict[str, torch.Tensor], path: Path) -> None:
+    unexpected = [k for k in state if k not in current]
+    misshapen = [f"{k} {tuple(state[k].shape)} vs {tuple(current[k].shape)}" for k in state if k in current and state[k].shape != current[k].shape]
+    if unexpected or misshapen:
+        raise CheckpointError(f"{path} does not fit this model: unexpected {unexpected[:5]}, misshapen {misshapen[:5]}")
 
 
 
@@ -143,11 +190,7 @@ def load_weights(model: MMoEModel, directory: str | Path) -> list[str]:
     path = Path(directory) / WEIGHTS_FILE
     if not path.is_file():
         raise CheckpointError(f"train.init_from: no {WEIGHTS_FILE} in {directory}")
-    state = load_file(str(path))
-    current = model.state_dict()
-    unexpected = [k for k in state if k not in current]
-    misshapen = [f"{k} {tuple(state[k].shape)} vs {tuple(current[k].shape)}" for k in state if k in current and state[k].shape != current[k].shape]
-    if unexpected or misshapen:
-        raise CheckpointError(f"{path} does not fit this model: unexpected {unexpected[:5]}, misshapen {misshapen[:5]}")
+    state = read_weights(path)
+    _check_fit(state, model.state_dict(), path)
     result = model.load_state_dict(state, strict=False)
     return list(result.missing_keys)

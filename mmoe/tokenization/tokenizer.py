@@ -79,7 +79,15 @@ def load_tokenizer(cfg: TokenizerConfig, llm_name: str | None, source: str | Pat
     if name == "byte":
         tok = build_byte_tokenizer()
     else:
-        tok = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
+        try:
+            tok = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
+        except ValueError as exc:
+            if "trust_remote_code" not in str(exc):
+                raise
+            raise ConfigError(
+                f"tokenizer {name}: needs its own Python code (trust_remote_code), which mmoe never runs; "
+                "use a tokenizer that transformers supports natively"
+            ) from None
     if cfg.image_token not in tok.get_vocab():
         tok.add_special_tokens({"additional_special_tokens": [cfg.image_token]})
     if tok.pad_token is None:

@@ -14,19 +14,40 @@ from mmoe.data.reasons import malformed
 from mmoe.data.records import IMAGE_TOKEN, Failure, ImageRef, Record
 from mmoe.data.sources.chat import TURN_KEYS, parse_chat
 from mmoe.data.sources.common import as_failure_or_record, text_field
+from mmoe.errors import MMoEError
 
 IMAGE_COLUMNS = ("images", "image")
 
 
+class HFSourceError(MMoEError):
+    """A Hugging Face dataset that cannot be opened: a missing local path, an unreachable hub id, a bad split."""
+
+
+def _looks_local(name: str) -> bool:
+    """A name that can only be a path: hub ids are ``name`` or ``owner/name``, never ``./x``, ``/x``, ``a/b/c``."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
 def load_hf(name: str, split: str = "train", subset: str | None = None):
-    """``datasets.load_dataset`` for hub ids and data directories; ``load_from_disk`` for saved datasets."""
+    """``datasets.load_dataset`` for hub ids and data directories; ``load_from_disk`` for saved datasets.
+    A path that does not exist is never sent to the hub; a hub failure is an ``HFSourceError``."""
     import datasets
 
-    path = Path(name)
+    path = Path(name).expanduser()
     if path.is_dir() and ((path / "state.json").exists() or (path / "dataset_dict.json").exists()):
         loaded = datasets.load_from_disk(str(path))
-        return loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
-    return datasets.load_dataset(name, subset, split=split)
+        if isinstance(loaded, datasets.DatasetDict):
+            if split not in loaded:
+                raise HFSourceError(f"{name}: no split {split!r} (splits: {', '.join(loaded)})")
+            return loaded[split]
+        return loaded
+    if not path.exists() and _looks_local(name):
+        raise HFSourceError(f"{name}: no such directory (a local path, so the hub is not asked)")
+    try:
+        return datasets.load_dataset(name, subset, split=split)
+    except (ConnectionError, OSError, ValueError) as exc:
+        where = "directory" if path.exists() else "hub id, and no such local directory exists"
+        raise HFSourceError(f"{name}: cannot be loaded as a dataset {where} ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})") from exc
 
 
 def _undecoded(ds, column: str):
@@ -95,7 +116,10 @@ def read_hf(
     caption_column: str | None = None,
     prompt: str | None = None,
 ) -> Iterator[Record | Failure]:
-    ds = load_hf(name, split, subset)
+    try:
+        ds = load_hf(name, split, subset)
+    except HFSourceError as exc:
+        raise HFSourceError(f"source {source!r}: {exc}") from exc.__cause__
     column = image_column or next((c for c in IMAGE_COLUMNS if c in ds.column_names), None)
     if column is not None:
         ds = _undecoded(ds, column)
