@@ -5,6 +5,7 @@ Cross-field rules live here so a bad recipe fails at load time with the offendin
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -110,6 +111,66 @@ class ExpertsConfig(StrictModel):
     ffn: FFNExpertConfig = FFNExpertConfig()
 
 
+class DynMoLEConfig(StrictModel):
+    """DynMoLE's hybrid routing (Li et al. 2025): per token, every expert weighted by its probability
+    when the normalised router entropy exceeds ``entropy_threshold`` (>= 1 never), else top-p: the
+    experts in descending order while their cumulative probability is <= ``top_p`` (the one that
+    crosses is left out), at least ``keep_top_k`` of them. Weights are the probabilities, not
+    renormalised. ``entropy_type``/``entropy_index``: Tsallis q (or Renyi alpha), ``entropy_eps``
+    added to p. Defaults are the reference code's (mikecovlee/DynMoLE).
+    """
+
+    top_p: float = Field(0.75, gt=0.0, le=1.0)
+    keep_top_k: int = Field(2, ge=1)
+    entropy_threshold: float = Field(0.9, ge=0.0)
+    entropy_type: Literal["tsallis", "renyi"] = "tsallis"
+    entropy_index: float = Field(1.1, gt=0.0, le=2.0)
+    entropy_eps: float = Field(1e-5, ge=0.0)
+
+
+class MoRConfig(StrictModel):
+    """Mixture of Routers (Zhang et al. 2025): ``num_routers`` sub-routers whose expert distributions a
+    learnable main router mixes, ``p = sum_s g_s softmax(z_s)`` (``combine: probs``) or
+    ``p = softmax(sum_s g_s z_s)`` (``combine: logits``), ``g = softmax(main x)``; experts are then
+    chosen from ``p`` by ``router.top_k`` / ``router.renormalize``. ``router_balance``: coefficient
+    of a Switch balance loss over the main router's choice of sub-routers (0: off).
+    """
+
+    num_routers: int = Field(4, ge=2)
+    combine: Literal["probs", "logits"] = "probs"
+    router_balance: float = Field(0.0, ge=0.0)
+
+
+class GWConfig(StrictModel):
+    """GW-MoE (Wu et al. 2024), training only: a token whose router entropy is >= ``threshold`` goes to
+    every expert, weighted by its router distribution; at inference plain top-k (no extra cost).
+    ``normalized``: the threshold is on entropy / ln(E) (0..1) rather than in nats (the reference's
+    1.6-1.8 for 8 experts). ``max_slots``: at most this many broadcast tokens per sequence, the
+    first ones in position order (the reference's per-sequence cap); None: no cap.
+    """
+
+    threshold: float = Field(0.9, gt=0.0)
+    normalized: bool = True
+    max_slots: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _threshold(self) -> "GWConfig":
+        if self.normalized and self.threshold > 1.0:
+            raise ValueError(
+                f"moe.router.gw.threshold={self.threshold} with normalized=true: normalised entropy never exceeds 1, "
+                "so no token would be broadcast; use a threshold in (0, 1] or normalized=false (nats)"
+            )
+        return self
+
+
+ROUTERS_WITHOUT_GW = {
+    "dynmole": "DynMoLE already sends high-entropy tokens to every expert (router.dynmole.entropy_threshold)",
+    "expert_choice": "expert choice has experts pick tokens, so there is no per-token top-k to widen",
+    "soft": "soft routing already sends every token to every expert",
+    "none": "a single expert has nothing to broadcast to",
+}
+
+
 class RouterConfig(StrictModel):
     """Which experts each token uses.
 
@@ -119,39 +180,73 @@ class RouterConfig(StrictModel):
     ``ceil(capacity_factor * T / E)`` best tokens of the batch (non-causal; MoMa): at inference it
     needs trained aux routers, or ``causal_fallback`` (each token takes its top-round(capacity_factor)
     experts by score). ``soft``: every expert, weighted by the scores. ``none``: a single expert and
-    no router (plain LoRA / dense FFN). Scores are computed in float32. ``jitter`` multiplies router
-    inputs by U(1-j, 1+j) in training.
+    no router (plain LoRA / dense FFN). ``dynmole``: DynMoLE's entropy-switched soft / top-p routing
+    (settings in ``dynmole``). ``mor``: Mixture of Routers, sub-routers mixed by a main router, then
+    ``top_k`` (settings in ``mor``). ``gw`` (with ``top_k`` or ``mor``): GW-MoE's broadcast of uncertain
+    tokens to every expert in training. Scores are computed in float32. ``jitter`` multiplies router
+    inputs by U(1-j, 1+j) in training. ``init_std``: Gaussian init of the gate; None is nn.Linear's
+    kaiming-uniform (a = sqrt(5)), DynMoLE's router init (``router_init_range`` 5).
     """
 
-    type: Literal["top_k", "expert_choice", "soft", "none"] = "top_k"
+    type: Literal["top_k", "expert_choice", "soft", "none", "dynmole", "mor"] = "top_k"
     top_k: int = Field(1, gt=0)
     score: Literal["softmax", "sigmoid"] = "softmax"
     renormalize: bool = False
     jitter: float = Field(0.0, ge=0.0, lt=1.0)
     capacity_factor: float = Field(1.0, gt=0)
     causal_fallback: bool = False
-    init_std: float = Field(0.02, gt=0)
+    init_std: float | None = Field(0.02, gt=0)
+    dynmole: DynMoLEConfig = DynMoLEConfig()
+    mor: MoRConfig = MoRConfig()
+    gw: GWConfig | None = None
 
     @model_validator(mode="after")
     def _renormalize(self) -> "RouterConfig":
-        if self.type == "top_k" and self.renormalize and self.top_k < 2:
+        if self.type in ("top_k", "mor") and self.renormalize and self.top_k < 2:
             raise ValueError(f"moe.router: {renormalization_error(self.top_k)}")
         return self
+
+    @model_validator(mode="after")
+    def _methods(self) -> "RouterConfig":
+        for method, defaults in (("dynmole", DynMoLEConfig()), ("mor", MoRConfig())):
+            if getattr(self, method) != defaults and self.type != method:
+                raise ValueError(f"moe.router.{method} is set but moe.router.type={self.type}; set moe.router.type={method}")
+        if self.type in ("dynmole", "mor") and self.score != "softmax":
+            raise ValueError(f"moe.router.type={self.type} mixes and routes by softmax distributions: set score=softmax")
+        if self.type == "dynmole":
+            if self.renormalize:
+                raise ValueError("moe.router.type=dynmole keeps the unrenormalised probabilities as weights; drop renormalize")
+        if self.gw is not None and self.type in ROUTERS_WITHOUT_GW:
+            raise ValueError(f"moe.router.gw with router.type={self.type} makes no sense: {ROUTERS_WITHOUT_GW[self.type]}")
+        return self
+
+
+class EntropyLossConfig(StrictModel):
+    """Mean normalised router entropy as a loss (DynMoLE; MoE-PEFT's MixLoRA): pushes routers toward
+    peaked distributions. Tsallis with q = ``index`` (or Renyi with alpha = ``index``), ``eps`` added to p."""
+
+    coef: float = Field(0.01, ge=0.0)
+    type: Literal["tsallis", "renyi"] = "tsallis"
+    index: float = Field(1.1, gt=0.0, le=2.0)
+    eps: float = Field(1e-5, ge=0.0)
 
 
 class LossesConfig(StrictModel):
     """Router losses; a coefficient of 0 turns one off. Each is reported by name in ``aux_losses``.
 
     ``balance``: Switch load balance ``E * sum_i f_i P_i`` (1.0 at perfect balance), with ``f_i`` the
-    share of routing assignments (``switch``) or of top-1 choices (``gshard``) that expert i received.
+    share of routing assignments (``switch``) or of top-1 choices (``gshard``) that expert i received,
+    or its mean combine weight (``masked``: DynMoLE, differentiable through the masked weights).
     ``z_loss``: ST-MoE router z-loss ``mean(logsumexp(logits)^2)``.
+    ``entropy``: the router-entropy loss (DynMoLE), off when absent.
     ``reduce``: how each loss combines over MoE layers (and modality groups): ``mean`` as HF Mixtral
     and Switch Transformers do, or ``sum`` as MoE-LLaVA does (the value then grows with depth).
     """
 
     balance: float = Field(0.0, ge=0.0)
-    balance_type: Literal["switch", "gshard"] = "switch"
+    balance_type: Literal["switch", "gshard", "masked"] = "switch"
     z_loss: float = Field(0.0, ge=0.0)
+    entropy: EntropyLossConfig | None = None
     reduce: Literal["mean", "sum"] = "mean"
 
 
@@ -346,16 +441,54 @@ class MoEConfig(StrictModel):
         null = self.experts.num_null_experts
         for group, count in self.expert_counts().items():
             where = f"moe.groups.{group}" if self.groups is not None else "moe.experts.num_experts"
-            if self.router.type == "top_k" and self.router.top_k > count + null:
+            if self.router.type in ("top_k", "mor") and self.router.top_k > count + null:
                 raise ValueError(
                     f"moe.router.top_k={self.router.top_k} exceeds the {count + null} experts of {where} "
                     f"({count} experts + {null} null); lower top_k or add experts"
                 )
             if self.router.type == "none" and (count != 1 or null):
                 raise ValueError(f"moe.router.type=none needs exactly one expert and no null experts ({where}={count})")
+        self._check_routing_methods()
         if self.groups is not None and self.groups.aux_router is not None and self.router.type != "expert_choice":
             raise ValueError("moe.groups.aux_router imitates expert-choice routing: set moe.router.type=expert_choice")
         return self
+
+    def _check_routing_methods(self) -> None:
+        """DynMoLE / GW-MoE / MoR settings against the expert counts and the losses."""
+        router, null = self.router, self.experts.num_null_experts
+        for group, count in self.expert_counts().items():
+            where = f"moe.groups.{group}" if self.groups is not None else "moe.experts.num_experts"
+            if router.type == "dynmole" and router.dynmole.keep_top_k > count:
+                raise ValueError(
+                    f"moe.router.dynmole.keep_top_k={router.dynmole.keep_top_k} exceeds the {count} experts of {where}"
+                )
+            if router.type in ("dynmole", "mor") and count < 2:
+                raise ValueError(f"moe.router.type={router.type} needs at least 2 experts ({where}={count})")
+            if router.gw is not None and not router.gw.normalized and router.gw.threshold > math.log(count + null):
+                raise ValueError(
+                    f"moe.router.gw.threshold={router.gw.threshold} nats exceeds ln({count + null}) = "
+                    f"{math.log(count + null):.3f}, the largest entropy over the experts of {where}: no token would be broadcast"
+                )
+        if router.type == "dynmole" and null:
+            raise ValueError(
+                "moe.router.type=dynmole with moe.experts.num_null_experts: DynMoLE already varies the experts per token "
+                "(top-p, and every expert when uncertain) and would broadcast uncertain tokens to the null experts too; "
+                "use null experts (AdaMoE) with router.type=top_k"
+            )
+        entropy = self.losses.entropy
+        if router.type == "dynmole" and entropy is not None:
+            mine = (router.dynmole.entropy_type, router.dynmole.entropy_index, router.dynmole.entropy_eps)
+            if (entropy.type, entropy.index, entropy.eps) != mine:
+                raise ValueError(
+                    f"moe.losses.entropy (type={entropy.type}, index={entropy.index}, eps={entropy.eps}) differs from "
+                    f"moe.router.dynmole (entropy_type={mine[0]}, entropy_index={mine[1]}, entropy_eps={mine[2]}): "
+                    "DynMoLE's loss lowers the same entropy that decides its routing; set them equal"
+                )
+        if router.type == "mor" and router.mor.combine == "probs" and self.losses.z_loss > 0:
+            raise ValueError(
+                "moe.losses.z_loss with moe.router.mor.combine=probs: the mixed router has no logits of its own "
+                "(its log-probabilities have logsumexp 0), so the z-loss would be 0; use combine=logits or z_loss=0"
+            )
 
     def expert_counts(self) -> dict[str, int]:
         """Routed experts per group (``all`` when there are no modality groups)."""

@@ -13,7 +13,8 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
-from mmoe.moe.config import LossesConfig
+from mmoe.moe.config import EntropyLossConfig, LossesConfig
+from mmoe.moe.core.entropy import entropy
 from mmoe.moe.core.routers import RouterOutput
 
 
@@ -34,7 +35,9 @@ class BalanceLoss:
     """Switch/GShard load balance ``E * sum_i f_i P_i`` (1.0 when perfectly balanced).
 
     ``P_i``: mean routing probability of expert i. ``f_i``: share of routing assignments that went
-    to expert i (``switch``), or share of tokens whose top-1 expert is i (``gshard``, as DeepSpeed).
+    to expert i (``switch``), or share of tokens whose top-1 expert is i (``gshard``, as DeepSpeed),
+    or the mean combine weight of expert i (``masked``, DynMoLE: the probabilities its hybrid routing
+    kept, unrenormalised; this ``f`` is differentiable, so the loss reaches the router through it too).
     HF Mixtral's value equals ``k`` times the ``switch`` value for top-k routing.
     """
 
@@ -49,10 +52,12 @@ class BalanceLoss:
         num = probs.shape[1]
         if self.kind == "gshard":
             share = F.one_hot(probs.argmax(-1), num).float().mean(0)
+        elif self.kind == "masked":
+            share = out.plan.combine.mean(0)
         else:
             counts = out.plan.mask.float().sum(0)
             share = counts / counts.sum().clamp_min(1.0)
-        return num * (share.detach() * probs.mean(0)).sum()
+        return num * (share * probs.mean(0)).sum()
 
 
 @dataclass
@@ -68,6 +73,20 @@ class ZLoss:
         return torch.logsumexp(out.logits, dim=-1).square().mean()
 
 
+@dataclass
+class EntropyLoss:
+    """Mean normalised router entropy over the tokens (DynMoLE's Tsallis loss): lower is more peaked."""
+
+    coef: float
+    cfg: EntropyLossConfig
+    name: str = "moe_entropy"
+
+    def __call__(self, out: RouterOutput) -> torch.Tensor:
+        if out.logits.shape[0] == 0:
+            return _empty(out)
+        return entropy(out.distribution(), self.cfg.type, index=self.cfg.index, eps=self.cfg.eps).mean()
+
+
 def build_losses(cfg: LossesConfig) -> list[RouterLoss]:
     """The losses a ``LossesConfig`` turns on (coefficient > 0)."""
     losses: list[RouterLoss] = []
@@ -75,4 +94,6 @@ def build_losses(cfg: LossesConfig) -> list[RouterLoss]:
         losses.append(BalanceLoss(cfg.balance, cfg.balance_type))
     if cfg.z_loss > 0:
         losses.append(ZLoss(cfg.z_loss))
+    if cfg.entropy is not None and cfg.entropy.coef > 0:
+        losses.append(EntropyLoss(cfg.entropy.coef, cfg.entropy))
     return losses

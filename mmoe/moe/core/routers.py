@@ -99,7 +99,8 @@ class RouterOutput:
 
     ``logits``/``scores``: ``[T, E]`` float32 raw router outputs and their softmax/sigmoid scores.
     ``aux_losses``: already-weighted losses a router computes itself (e.g. MoMa's aux-router BCE).
-    ``extras``: per-token facts a method wants to expose (e.g. uncertainty flags) for statistics.
+    ``extras``: per-token values ``[T]`` a method exposes (e.g. uncertainty flags); the router
+    statistics report each one's mean over tokens.
     ``tokens``: the ``TokenInfo`` the router was given (losses may group by sequence or language).
     """
 
@@ -161,10 +162,14 @@ class Router(nn.Module):
         self.jitter = jitter
         self.gate = RouterGate(dim, num_experts, init_std=init_std, group=group)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
+    def jittered(self, x: torch.Tensor) -> torch.Tensor:
+        """Router inputs times U(1-j, 1+j) noise in training (``jitter``), else unchanged."""
         if self.training and self.jitter > 0:
             x = x * torch.empty_like(x).uniform_(1.0 - self.jitter, 1.0 + self.jitter)
-        return self.gate(x)
+        return x
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gate(self.jittered(x))
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.softmax(-1) if self.score_fn == "softmax" else logits.sigmoid()
@@ -192,10 +197,15 @@ class TopKRouter(Router):
     def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None) -> RouterOutput:
         logits = self.logits(x)
         scores = self.scores(logits)
-        weight, idx = torch.topk(scores, self.top_k, dim=-1)
-        if self.renormalize:
-            weight = weight / weight.sum(-1, keepdim=True).clamp_min(1e-9)
-        return RouterOutput(logits, scores, RoutingPlan.from_top_k(idx, weight, self.num_experts), tokens=tokens)
+        return RouterOutput(logits, scores, top_k_plan(scores, self.top_k, renormalize=self.renormalize), tokens=tokens)
+
+
+def top_k_plan(scores: torch.Tensor, top_k: int, *, renormalize: bool = False) -> RoutingPlan:
+    """Each token's ``top_k`` best experts by score, weighted by the scores (renormalised to sum 1 if asked)."""
+    weight, idx = torch.topk(scores, top_k, dim=-1)
+    if renormalize:
+        weight = weight / weight.sum(-1, keepdim=True).clamp_min(1e-9)
+    return RoutingPlan.from_top_k(idx, weight, scores.shape[1])
 
 
 class ExpertChoiceInferenceError(ConfigError):
@@ -277,12 +287,35 @@ class FixedRouter(nn.Module):
 
 
 def build_router(cfg: RouterConfig, *, dim: int, num_experts: int) -> nn.Module:
-    """A router from a ``RouterConfig`` over ``num_experts`` routable experts (null experts included)."""
+    """A router from a ``RouterConfig`` over ``num_experts`` routable experts (null experts included).
+
+    Routing methods (``mmoe.moe.methods``) build on this module's classes, so they are imported here.
+    """
+    from mmoe.moe.methods.dynmole import DynMoLERouter
+    from mmoe.moe.methods.gw import GWBroadcastRouter
+    from mmoe.moe.methods.mor import MixtureOfRouters
+
     common = dict(score=cfg.score, jitter=cfg.jitter, init_std=cfg.init_std)
     if cfg.type == "none":
         return FixedRouter()
-    if cfg.type == "top_k":
-        return TopKRouter(dim, num_experts, top_k=cfg.top_k, renormalize=cfg.renormalize, **common)
     if cfg.type == "expert_choice":
         return ExpertChoiceRouter(dim, num_experts, capacity_factor=cfg.capacity_factor, causal_fallback=cfg.causal_fallback, **common)
-    return SoftRouter(dim, num_experts, **common)
+    if cfg.type == "soft":
+        return SoftRouter(dim, num_experts, **common)
+    if cfg.type == "dynmole":
+        dyn = cfg.dynmole
+        return DynMoLERouter(
+            dim, num_experts, top_p=dyn.top_p, keep_top_k=dyn.keep_top_k, entropy_threshold=dyn.entropy_threshold,
+            entropy_type=dyn.entropy_type, entropy_index=dyn.entropy_index, entropy_eps=dyn.entropy_eps,
+            jitter=cfg.jitter, init_std=cfg.init_std,
+        )
+    if cfg.type == "mor":
+        router = MixtureOfRouters(
+            dim, num_experts, num_routers=cfg.mor.num_routers, top_k=cfg.top_k, renormalize=cfg.renormalize,
+            combine=cfg.mor.combine, router_balance=cfg.mor.router_balance, jitter=cfg.jitter, init_std=cfg.init_std,
+        )
+    else:
+        router = TopKRouter(dim, num_experts, top_k=cfg.top_k, renormalize=cfg.renormalize, **common)
+    if cfg.gw is None:
+        return router
+    return GWBroadcastRouter(main=router, threshold=cfg.gw.threshold, normalized=cfg.gw.normalized, max_slots=cfg.gw.max_slots)

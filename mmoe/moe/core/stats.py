@@ -5,7 +5,9 @@ included), ``expert_weight`` (mean combine weight per expert), ``router_entropy`
 ``dropped_tokens`` (tokens that reached no real expert: capacity overflow or null-only picks),
 ``true_experts_per_token`` (mean real experts a token reached; only where null experts are routable) and
 ``num_tokens``; with language ids known, ``tokens_per_expert/<lang>`` and ``routing_weight/<lang>``
-(summed combine weights: what soft routing such as Parrot's gives each expert) per language. Keys get a
+(summed combine weights: what soft routing such as Parrot's gives each expert) per language; and the
+per-token means of routing methods' extras (DynMoLE ``dynmole_entropy``, ``dynmole_broadcast``,
+``experts_per_token``; GW-MoE ``gw_broadcast``, ``gw_entropy``; MoR ``mor_main_entropy``). Keys get a
 ``<group>/`` prefix inside modality groups (``text/``, ``image/``).
 Only real tokens are counted: padding never reaches a router.
 """
@@ -19,7 +21,13 @@ import torch
 from mmoe.languages import LANGUAGES
 from mmoe.moe.core.routers import RouterOutput
 
-_MEANS = {
+_MEANS = {  # method extras first: a key takes the first suffix it ends with
+    "dynmole_entropy_sum": "dynmole_entropy",
+    "dynmole_broadcast_sum": "dynmole_broadcast",
+    "experts_per_token_sum": "experts_per_token",
+    "gw_entropy_sum": "gw_entropy",
+    "gw_broadcast_sum": "gw_broadcast",
+    "mor_main_entropy_sum": "mor_main_entropy",
     "entropy_sum": "router_entropy",
     "weight_sum": "expert_weight",
     "true_experts_sum": "true_experts_per_token",
