@@ -191,3 +191,16 @@ def test_gw_matches_the_reference_broadcast_selection():
     assert torch.allclose(nats, torch.tensor(ref["entropy"]).reshape(-1), atol=1e-5)
     top1 = out.scores.argmax(-1)
     assert top1.tolist() == [e for seq in ref["expert_index"] for e in seq]
+
+
+def test_gw_wraps_a_mixture_of_routers_built_from_config():
+    from mmoe.moe.config import RouterConfig
+    from mmoe.moe.core.routers import build_router
+
+    cfg = RouterConfig(type="mor", top_k=2, renormalize=True, mor={"num_routers": 2}, gw={"threshold": 0.1})
+    router = build_router(cfg, dim=4, num_experts=3).train()
+    assert isinstance(router, GWBroadcastRouter) and isinstance(router.main, MixtureOfRouters)
+    x = torch.randn(6, 4)
+    assert router(x).plan.mask.all()  # every token above 0.1 of ln 3: all broadcast in training
+    router.eval()
+    assert torch.equal(router(x).plan.combine, router.main(x).plan.combine) and router(x).plan.mask.sum() == 12

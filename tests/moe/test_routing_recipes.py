@@ -44,6 +44,7 @@ def test_dynmole_recipe_trains_and_its_entropy_loss_lowers_the_router_entropy(tm
     assert 2.0 <= last["experts_per_token"] <= 6.0 and 0.0 <= last["dynmole_broadcast"] <= 1.0
 
 
+@pytest.mark.slow
 def test_mor_recipe_trains_and_reports_its_main_router_entropy(tmp_path):
     rows = run("mor.yaml", tmp_path, "train.max_steps=6", "train.lr=1e-2")
     assert falls([r["lm_loss"] for r in rows]), [r["lm_loss"] for r in rows]
@@ -52,6 +53,7 @@ def test_mor_recipe_trains_and_reports_its_main_router_entropy(tmp_path):
     assert rows[-1]["aux/mor_router_balance"] > 0
 
 
+@pytest.mark.slow
 def test_gwmoe_recipe_trains_and_reports_its_broadcast_fraction(tmp_path):
     rows = run("gwmoe.yaml", tmp_path, "train.max_steps=6", "train.lr=3e-3")
     assert falls([r["lm_loss"] for r in rows]), [r["lm_loss"] for r in rows]
