@@ -33,7 +33,7 @@ MARKER = ".mmoe-demo"
 DEMO_ENTRIES = {MARKER, "data", "tokenizer", "benchmarks", "stage1", "stage2", "eval", "predictions", "report.json"}
 
 
-def _tokenizer(train_jsons: list[Path], out: Path) -> tuple[Path, int]:
+def train_tokenizer(train_jsons: list[Path], out: Path) -> tuple[Path, int]:
     """Train the demo's BPE tokenizer on the training conversations; returns (directory, vocab size)."""
     from mmoe.tokenization.tokenizer import train_bpe_tokenizer
 
@@ -43,13 +43,14 @@ def _tokenizer(train_jsons: list[Path], out: Path) -> tuple[Path, int]:
     return out, len(tokenizer)
 
 
-def _prepare_data(train_json: Path, tokenizer: Path, out: Path) -> Path:
-    """The real prep pipeline over the generated LLaVA-style file (languages are declared per record)."""
+def prepare_llava(train_jsons: dict[str, Path], tokenizer: Path, out: Path) -> Path:
+    """The real prep pipeline over generated LLaVA-style files, one source per name (a record's
+    ``source``); languages are declared per record."""
     from mmoe.data.config import PrepConfig
     from mmoe.data.prep import prepare
 
     prep = PrepConfig.model_validate({
-        "sources": [{"type": "llava", "name": "synthetic", "path": str(train_json)}],
+        "sources": [{"type": "llava", "name": name, "path": str(path)} for name, path in train_jsons.items()],
         "tokenizer": {"name": str(tokenizer), "chat_template": "auto", "tokens_per_image": 17},
         "langid": {"enabled": False},
     })
@@ -101,8 +102,8 @@ def run_demo(out: str | Path, train_records: int = 20000, test_per_language: int
     align = generate_training_set(out / "data" / "align", train_records, seed=seed, **ALIGN_DATA)
     instruct = generate_training_set(out / "data" / "instruct", train_records, seed=seed + 1,
                                      mcq_format=MCQFormat(EVAL_STYLE, "text"), **INSTRUCT_DATA)
-    tokenizer, vocab = _tokenizer([align, instruct], out / "tokenizer")
-    prepared = {name: _prepare_data(raw, tokenizer, out / "data" / f"{name}-prepared")
+    tokenizer, vocab = train_tokenizer([align, instruct], out / "tokenizer")
+    prepared = {name: prepare_llava({"synthetic": raw}, tokenizer, out / "data" / f"{name}-prepared")
                 for name, raw in (("align", align), ("instruct", instruct))}
     benchmarks = [p for p in generate_benchmarks(out / "benchmarks", test_per_language, seed=seed + 1_000_003)
                   if p.name.startswith("mmmb_")]

@@ -20,7 +20,9 @@ import pandas as pd
 
 from mmoe.data.records import IMAGE_TOKEN
 from mmoe.data.synthetic.draw import Scene, png_bytes, render, sample_scene
-from mmoe.data.synthetic.lexicon import COLOURS, COUNTS, KINDS, POSITIONS, QUESTIONS, SHAPES, SHORT_ANSWER, answer_text
+from mmoe.data.synthetic.lexicon import (
+    COLOURS, COUNTS, FULL_SENTENCE, KINDS, POSITIONS, QUESTIONS, SENTENCE, SHAPES, SHORT_ANSWER, SHORT_FORMATS, answer_text,
+)
 from mmoe.eval.prompts import STYLES, TRAINING_STYLE, mcq_prompt
 from mmoe.languages import MMMB_LANGUAGES, mmmb_file_code
 
@@ -81,16 +83,24 @@ class MCQFormat:
             raise ValueError(f"MCQ answer must be one of {', '.join(MCQ_ANSWERS)}, not {self.answer!r}")
 
 
-def _turns(question: Question, language: str, mcq: MCQFormat | None, first: bool) -> list[dict[str, str]]:
-    """One user/assistant pair: a multiple-choice question in ``mcq``'s format, or a short answer when ``mcq`` is None."""
+def _instructed(text: str, instruction: str, language: str) -> str:
+    return text + instruction if language == "zh" else f"{text} {instruction}"
+
+
+def _turns(question: Question, language: str, mcq: MCQFormat | None, first: bool, short: str = "word") -> list[dict[str, str]]:
+    """One user/assistant pair: a multiple-choice question in ``mcq``'s format, or when ``mcq`` is None a
+    short answer in the ``short`` format (``word``: the answer word; ``sentence``: a full sentence)."""
     text = QUESTIONS[language][question.kind][question.phrasing]
     if mcq is not None:
         options = option_texts(question, language)
         user = mcq_prompt(text, options, language, style=mcq.style)
         letter = string.ascii_uppercase[question.answer_index]
         answer = letter if mcq.answer == "letter" else options[letter]
+    elif short == "sentence":
+        user = _instructed(text, FULL_SENTENCE[language], language)
+        answer = SENTENCE[language].format(answer_text(language, question.kind, question.value))
     else:
-        user, answer = f"{text} {SHORT_ANSWER[language]}" if language != "zh" else text + SHORT_ANSWER[language], answer_text(language, question.kind, question.value)
+        user, answer = _instructed(text, SHORT_ANSWER[language], language), answer_text(language, question.kind, question.value)
     if first:
         user = f"{IMAGE_TOKEN}\n{user}"
     return [{"from": "human", "value": user}, {"from": "gpt", "value": answer}]
@@ -105,6 +115,8 @@ def generate_training_set(
     extra_questions: int = 1,
     extra_question_fraction: float = 0.2,
     mcq_format: MCQFormat = MCQFormat(),
+    short_format: str = "word",
+    language_weights: dict[str, float] | None = None,
 ) -> Path:
     """Write ``n`` LLaVA records and their images under ``out_dir``; return the path of ``train.json``.
 
@@ -112,22 +124,26 @@ def generate_training_set(
     kinds (colour, shape, count, position) and languages are balanced by cycling. Up to
     ``extra_questions`` further turns (each kept with probability ``extra_question_fraction``) ask
     about other attributes the same scene answers. A turn is multiple choice (in ``mcq_format``) with
-    probability ``mcq_fraction``, else a short answer.
+    probability ``mcq_fraction``, else a short answer in ``short_format`` (``word`` or ``sentence``).
+    ``language_weights`` skews the language mix (e.g. ``{"en": 0.8, ...}``, normalised; every language
+    of ``languages`` needs a positive weight); question kinds then cycle within each language.
     """
+    if short_format not in SHORT_FORMATS:
+        raise ValueError(f"short_format must be one of {', '.join(SHORT_FORMATS)}, not {short_format!r}")
     out = Path(out_dir)
     rng = random.Random(f"mmoe-synthetic-train-{seed}")
+    schedule = _schedule(n, tuple(languages), language_weights)
     records = []
-    for i in range(n):
-        language = languages[i % len(languages)]
-        kind = KINDS[(i // len(languages)) % len(KINDS)]
+    for i, (language, kind) in enumerate(schedule):
         scene = sample_scene(kind, rng)
         question = sample_question(scene, kind, rng)
-        conversation = _turns(question, language, mcq_format if rng.random() < mcq_fraction else None, first=True)
+        conversation = _turns(question, language, mcq_format if rng.random() < mcq_fraction else None, first=True, short=short_format)
         others = [k for k in _answerable(scene) if k != kind]
         for extra_kind in rng.sample(others, min(extra_questions, len(others))):
             if rng.random() < extra_question_fraction:
                 extra = sample_question(scene, extra_kind, rng)
-                conversation += _turns(extra, language, mcq_format if rng.random() < mcq_fraction else None, first=False)
+                conversation += _turns(extra, language, mcq_format if rng.random() < mcq_fraction else None, first=False,
+                                       short=short_format)
         rel = f"images/{i // 1000:03d}/{i:06d}.png"
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +152,27 @@ def generate_training_set(
     target = out / "train.json"
     target.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
     return target
+
+
+def _schedule(n: int, languages: tuple[str, ...], weights: dict[str, float] | None) -> list[tuple[str, str]]:
+    """(language, question kind) of each record. Without weights languages cycle, then kinds (the
+    default data); with weights each record goes to the language furthest below its share, and kinds
+    cycle within each language, so every language's questions stay balanced over kinds."""
+    if weights is None:
+        return [(languages[i % len(languages)], KINDS[(i // len(languages)) % len(KINDS)]) for i in range(n)]
+    unknown = sorted(set(weights) - set(languages))
+    missing = [lang for lang in languages if weights.get(lang, 0) <= 0]
+    if unknown or missing:
+        raise ValueError(f"language_weights: every language needs a positive weight (missing or not positive: {missing}) "
+                         f"and only languages of {list(languages)} may have one (unknown: {unknown})")
+    total = sum(weights.values())
+    counts = dict.fromkeys(languages, 0)
+    schedule = []
+    for i in range(n):
+        language = max(languages, key=lambda lang: weights[lang] / total * (i + 1) - counts[lang])
+        schedule.append((language, KINDS[counts[language] % len(KINDS)]))
+        counts[language] += 1
+    return schedule
 
 
 def _benchmark_items(n: int, rng: random.Random) -> list[tuple[Scene, Question, str]]:

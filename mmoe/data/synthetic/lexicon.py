@@ -95,6 +95,26 @@ SHORT_ANSWER = {
 }
 
 
+# The "sentence" answer format: the same question asks for a full sentence, which wraps the answer word.
+FULL_SENTENCE = {
+    "en": "Answer with a full sentence.",
+    "zh": "请用完整的句子回答。",
+    "pt": "Responda com uma frase completa.",
+    "ar": "أجب بجملة كاملة.",
+    "tr": "Tam bir cümleyle cevap verin.",
+    "ru": "Ответьте полным предложением.",
+}
+SENTENCE = {
+    "en": "The answer is {}.",
+    "zh": "答案是{}。",
+    "pt": "A resposta é {}.",
+    "ar": "الإجابة هي {}.",
+    "tr": "Doğru cevap: {}.",
+    "ru": "Правильный ответ: {}.",
+}
+SHORT_FORMATS = ("word", "sentence")
+
+
 def answer_text(language: str, kind: str, value: str | int) -> str:
     """The answer word for an attribute value (counts are digits in every language)."""
     if kind == "count":
