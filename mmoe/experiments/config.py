@@ -28,15 +28,12 @@ class SizeConfig(StrictModel):
     test_records: int = Field(gt=0)
     steps: int = Field(gt=0)
     micro_batch_size: int = Field(gt=0)
-    base_steps: int = Field(0, ge=0)  # steps of the study's base model (0: no base)
 
 
 class StudyConfig(StrictModel):
     """``arms``: name -> recipe path (relative to the study file); ``group_by``: the held-out table's
     columns (``language`` or ``source``, i.e. the task family); ``analyze``: run ``mmoe analyze`` on the
-    held-out data; ``overrides``: recipe overrides every arm gets. ``base``: a recipe trained first, per
-    seed, on the ``base_family`` data (a stand-in for the pretrained model a method fine-tunes: the tiny
-    LLM starts random); every arm then starts from it (``train.init_from``)."""
+    held-out data; ``overrides``: recipe overrides every arm gets."""
 
     name: str
     question: str
@@ -47,8 +44,6 @@ class StudyConfig(StrictModel):
     language_weights: dict[str, float] | None = None
     group_by: Literal["language", "source"]
     analyze: bool = False
-    base: str | None = None
-    base_family: str | None = None
     overrides: list[str] = []
     sizes: dict[Literal["small", "gpu"], SizeConfig]
     root: Path = Path(".")  # the study file's directory (set by load_study)
@@ -58,17 +53,12 @@ class StudyConfig(StrictModel):
         missing = [s for s in SIZES if s not in self.sizes]
         if missing:
             raise ValueError(f"sizes needs {', '.join(missing)}")
-        if (self.base is None) != (self.base_family is None) or (self.base is None) != all(s.base_steps == 0 for s in self.sizes.values()):
-            raise ValueError("base, base_family and sizes.*.base_steps > 0 go together")
-        if self.base_family is not None and self.base_family not in self.families:
-            raise ValueError(f"base_family {self.base_family!r} is not one of the families {list(self.families)}")
         if self.language_weights is not None and set(self.language_weights) != set(self.languages):
             raise ValueError(f"language_weights must give a weight to each of {self.languages}")
         return self
 
-    def recipe(self, arm: str | None) -> Path:
-        """An arm's recipe, or the base recipe for ``arm=None``."""
-        return (self.root / (self.base if arm is None else self.arms[arm])).resolve()
+    def recipe(self, arm: str) -> Path:
+        return (self.root / self.arms[arm]).resolve()
 
 
 def load_study(path: str | Path) -> StudyConfig:
@@ -81,8 +71,7 @@ def load_study(path: str | Path) -> StudyConfig:
         study = StudyConfig.model_validate({**raw, "root": path.parent})
     except ValidationError as exc:
         raise format_validation_error(exc, StudyConfig, str(path)) from None
-    arms = [*study.arms, *([None] if study.base else [])]
-    absent = [f"{arm or 'base'}: {study.recipe(arm)}" for arm in arms if not study.recipe(arm).is_file()]
+    absent = [f"{arm}: {study.recipe(arm)}" for arm in study.arms if not study.recipe(arm).is_file()]
     if absent:
         raise ConfigError(f"{path}: arm recipes not found: {'; '.join(absent)}")
     return study

@@ -3,7 +3,6 @@
 Layout of ``out``::
 
     seed{S}/data/{train,test}-prepared   prepared sets (one source per task family), tokenizer/
-    seed{S}/base/                        the base model's run, when the study has one (every arm starts from it)
     seed{S}/{arm}/                       the training run (metrics.jsonl, model/), heldout.json,
                                          analysis/ (``mmoe analyze`` on the held-out set, when the study asks)
     results.json, results.md             every seed's numbers and the table (mean ± std over seeds)
@@ -14,7 +13,6 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from mmoe.experiments.config import StudyConfig
@@ -24,16 +22,7 @@ TEST_SEED_OFFSET = 1_000_003  # the held-out stream, as in mmoe demo
 FAMILY_SEED_STRIDE = 7919  # each family draws its own scenes
 
 
-@dataclass(frozen=True)
-class SeedData:
-    train: Path
-    test: Path
-    tokenizer: Path
-    vocab: int
-    base: Path | None  # the base family's training records, when the study has a base model
-
-
-def _data(study: StudyConfig, size: str, seed: int, out: Path) -> SeedData:
+def _data(study: StudyConfig, size: str, seed: int, out: Path) -> tuple[Path, Path, Path, int]:
     """Training and held-out prepared sets for one seed, and the BPE tokenizer trained on the training set."""
     from mmoe.data.synthetic import generate_training_set
     from mmoe.demo import prepare_llava, train_tokenizer
@@ -49,10 +38,7 @@ def _data(study: StudyConfig, size: str, seed: int, out: Path) -> SeedData:
     tokenizer, vocab = train_tokenizer(list(raw["train"].values()), out / "tokenizer")
     train = prepare_llava(raw["train"], tokenizer, out / "train-prepared")
     test = prepare_llava(raw["test"], tokenizer, out / "test-prepared")
-    base = None
-    if study.base_family is not None:
-        base = prepare_llava({study.base_family: raw["train"][study.base_family]}, tokenizer, out / "base-prepared")
-    return SeedData(train, test, tokenizer, vocab, base)
+    return train, test, tokenizer, vocab
 
 
 def separation(summary: dict, study: StudyConfig) -> float:
@@ -85,31 +71,22 @@ def moe_flops_per_token(costs: list) -> float:
     return sum(per_layer.values())
 
 
-def _train(study: StudyConfig, arm: str | None, *, data: Path, tokenizer: Path, vocab: int, steps: int, batch: int, seed: int,
-           out: Path, init_from: Path | None):
-    from mmoe.config import load_config
-    from mmoe.train.loop import train
-
-    overrides = [*study.overrides, f"model.tokenizer.name={tokenizer}", f"model.llm.config.vocab_size={vocab}",
-                 f"data.train=[{data}]", f"train.output_dir={out}", f"train.seed={seed}", f"model.seed={seed}",
-                 f"train.max_steps={steps}", f"train.micro_batch_size={batch}"]
-    if init_from is not None:
-        overrides.append(f"train.init_from={init_from}")
-    return train(load_config(study.recipe(arm), overrides))
-
-
-def _arm(study: StudyConfig, arm: str, size: str, seed: int, data: SeedData, base: Path | None, out: Path) -> dict[str, float]:
+def _arm(study: StudyConfig, arm: str, size: str, seed: int, data: tuple[Path, Path, Path, int], out: Path) -> dict[str, float]:
     from mmoe.analysis.collect import collect_prepared
     from mmoe.analysis.report import summarize, write_report
+    from mmoe.config import load_config
     from mmoe.experiments.heldout import score_prepared
     from mmoe.model import load_model
     from mmoe.moe.cost import moe_costs
+    from mmoe.train.loop import train
 
+    train_dir, test_dir, tokenizer, vocab = data
     sz = study.sizes[size]
-    test_dir = data.test
+    overrides = [*study.overrides, f"model.tokenizer.name={tokenizer}", f"model.llm.config.vocab_size={vocab}",
+                 f"data.train=[{train_dir}]", f"train.output_dir={out}", f"train.seed={seed}", f"model.seed={seed}",
+                 f"train.max_steps={sz.steps}", f"train.micro_batch_size={sz.micro_batch_size}"]
     began = time.perf_counter()
-    result = _train(study, arm, data=data.train, tokenizer=data.tokenizer, vocab=data.vocab, steps=sz.steps, batch=sz.micro_batch_size,
-                    seed=seed, out=out, init_from=base)
+    result = train(load_config(study.recipe(arm), overrides))
     model = load_model(result.model_dir).eval()
     scores = score_prepared(model, test_dir)
     (out / "heldout.json").write_text(json.dumps(scores, indent=2, ensure_ascii=False))
@@ -132,13 +109,8 @@ def run_study(study: StudyConfig, *, size: str, seeds: list[int], out: str | Pat
     runs: dict[str, dict[int, dict[str, float]]] = {arm: {} for arm in study.arms}
     for seed in seeds:
         data = _data(study, size, seed, out / f"seed{seed}" / "data")
-        base = None
-        if data.base is not None:
-            sz = study.sizes[size]
-            base = _train(study, None, data=data.base, tokenizer=data.tokenizer, vocab=data.vocab, steps=sz.base_steps,
-                          batch=sz.micro_batch_size, seed=seed, out=out / f"seed{seed}" / "base", init_from=None).model_dir
         for arm in study.arms:
-            runs[arm][seed] = _arm(study, arm, size, seed, data, base, out / f"seed{seed}" / arm)
+            runs[arm][seed] = _arm(study, arm, size, seed, data, out / f"seed{seed}" / arm)
     timing = {arm: {s: row.pop("seconds") for s, row in by_seed.items()} for arm, by_seed in runs.items()}
     summary = summarize_runs(runs)
     results = {"study": study.name, "question": study.question, "claim": study.claim, "size": size, "seeds": seeds,
