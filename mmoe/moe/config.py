@@ -411,7 +411,9 @@ class MoEConfig(StrictModel):
     and the routing methods ``adamoe``, ``factorllm`` and ``perft`` (PEFT experts beside an MoE LLM's own).
 
     ``layers``: ``all``, ``every_other`` (0, 2, 4, ...: MoE-LLaVA) or a list of decoder-layer indices.
-    ``dispatch``: ``fast`` (grouped products) or ``loop`` (per-expert reference).
+    ``dispatch``: ``fast`` (grouped products; LoRA experts computed wide or only where selected by
+    the cost rule ``mmoe.moe.core.dispatch.sparse_lora_pays``), ``wide`` or ``sparse`` (that choice
+    forced), or ``loop`` (per-expert reference).
     """
 
     layers: Literal["all", "every_other"] | list[int] = "all"
@@ -420,7 +422,7 @@ class MoEConfig(StrictModel):
     losses: LossesConfig = LossesConfig()
     groups: ModalityGroupsConfig | None = None
     attention_lora: AttentionLoRAConfig | None = None
-    dispatch: Literal["fast", "loop"] = "fast"
+    dispatch: Literal["fast", "wide", "sparse", "loop"] = "fast"
     adamoe: AdaMoEConfig | None = None
     factorllm: FactorLLMConfig | None = None
     perft: PERFTConfig | None = None

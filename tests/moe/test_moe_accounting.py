@@ -24,7 +24,7 @@ def test_parrot_init_std_is_used():
     assert float(default.std()) < 0.2
 
 
-@pytest.mark.parametrize("dispatch,computed_experts", [("fast", 4), ("loop", 1)])
+@pytest.mark.parametrize("dispatch,computed_experts", [("wide", 4), ("sparse", 1), ("fast", 1), ("loop", 1)])
 def test_lora_flops_count_what_the_dispatch_computes(dispatch, computed_experts):
     model = tiny_model("mole", f"model.moe.dispatch={dispatch}")
     row = moe_costs(model)[0]

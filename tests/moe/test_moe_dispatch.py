@@ -10,7 +10,7 @@ from transformers.models.qwen2.modeling_qwen2 import Qwen2MLP
 
 from mmoe.moe.config import LoRAConfig
 from mmoe.moe.core.context import RoutingContext, RoutingRecords
-from mmoe.moe.core.dispatch import GroupedDispatch, LoopDispatch, grouped_linear
+from mmoe.moe.core.dispatch import GroupedDispatch, LoopDispatch, grouped_linear, make_dispatch
 from mmoe.moe.core.experts import FFNExperts, LoRAExperts
 from mmoe.moe.methods.moma import ModalityGroups
 from mmoe.moe.core.layer import MoEBlock, MoELayer
@@ -28,6 +28,8 @@ def ffn(num: int) -> FFNExperts:
 
 
 def make_router(kind: str, experts: int) -> nn.Module:
+    if kind == "top_1":
+        return TopKRouter(DIM, experts, top_k=1, init_std=0.5)
     if kind == "top_k":
         return TopKRouter(DIM, experts, top_k=2, init_std=0.5)
     if kind == "top_k_sigmoid":
@@ -59,10 +61,14 @@ def run(layer: MoELayer, base, x: torch.Tensor, dispatch) -> tuple[torch.Tensor,
     return y.detach(), grads
 
 
+ROUTINGS = [("top_1", 0), ("top_1", 2), ("top_k", 0), ("top_k", 2), ("top_k_sigmoid", 0), ("expert_choice", 0), ("soft", 0)]
+
+
 @pytest.mark.parametrize("bank_kind", ["glu", "mlp", "lora"])
-@pytest.mark.parametrize("router_kind,null", [("top_k", 0), ("top_k", 2), ("top_k_sigmoid", 0), ("expert_choice", 0), ("soft", 0)])
+@pytest.mark.parametrize("router_kind,null", ROUTINGS)
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 3e-2)])
-def test_loop_and_fast_dispatch_agree(bank_kind, router_kind, null, dtype, tol):
+@pytest.mark.parametrize("lora", ["wide", "sparse"])
+def test_loop_and_fast_dispatch_agree(bank_kind, router_kind, null, dtype, tol, lora):
     torch.manual_seed(0)
     bank, base = make_bank(bank_kind, 4, null)
     layer = MoELayer(router=make_router(router_kind, 4 + null), experts=bank, dispatch=LoopDispatch()).to(dtype)
@@ -70,7 +76,7 @@ def test_loop_and_fast_dispatch_agree(bank_kind, router_kind, null, dtype, tol):
         base.to(dtype)
     x = torch.randn(TOKENS, DIM, dtype=dtype)
     y_loop, g_loop = run(layer, base, x, LoopDispatch())
-    y_fast, g_fast = run(layer, base, x, GroupedDispatch())
+    y_fast, g_fast = run(layer, base, x, GroupedDispatch(lora))
     assert torch.allclose(y_loop.float(), y_fast.float(), atol=tol, rtol=tol)
     assert set(g_loop) == set(g_fast)
     for name in g_loop:
@@ -93,7 +99,7 @@ class OneExpertRouter(nn.Module):
         return RouterOutput(logits, logits.softmax(-1), RoutingPlan.from_top_k(idx, weight, self.num_experts))
 
 
-@pytest.mark.parametrize("dispatch", [LoopDispatch(), GroupedDispatch()])
+@pytest.mark.parametrize("dispatch", [LoopDispatch(), GroupedDispatch("wide"), GroupedDispatch("sparse")])
 @pytest.mark.parametrize("bank_kind", ["glu", "lora"])
 def test_every_expert_gets_a_gradient_when_one_is_used(dispatch, bank_kind):
     bank, base = make_bank(bank_kind, 4, 0)
@@ -131,3 +137,24 @@ def test_grouped_linear_matches_per_group_products():
     assert torch.allclose(y, ref, atol=1e-5)
     y.sum().backward()  # an expanded gradient: the contiguous-grad wrapper makes it legal
     assert w.grad[1].abs().sum() == 0 and w.grad[0].abs().sum() > 0
+
+
+@pytest.mark.parametrize("top_k,experts,sparse", [(1, 8, True), (2, 8, True), (1, 4, True), (2, 4, False), (1, 2, False)])
+def test_fast_dispatch_computes_lora_experts_by_the_cost_rule(top_k, experts, sparse):
+    """``fast`` runs only the selected LoRA experts when k <= E / 4, and says so to cost accounting."""
+    fast = make_dispatch("fast")
+    assert fast.lora_experts_computed(float(top_k), experts) == (top_k if sparse else experts)
+    plan = TopKRouter(DIM, experts, top_k=top_k)(torch.randn(TOKENS, DIM)).plan
+    assert (fast.lora_rows(plan, experts) is not None) == (sparse and top_k == 1)
+
+
+def test_sparse_top1_rows_group_every_token_under_its_expert():
+    """The permutation path sorts each token under its one expert; null-expert tokens come last, deltaless."""
+    router = TopKRouter(DIM, 8 + 2, top_k=1, init_std=0.5)
+    plan = router(torch.randn(TOKENS, DIM)).plan
+    rows = make_dispatch("sparse").lora_rows(plan, 8)
+    counts = torch.bincount(plan.top_idx[:, 0], minlength=10)
+    assert torch.equal(torch.diff(rows.offsets, prepend=rows.offsets.new_zeros(1)), counts[:8].int())
+    assert rows.num_real_rows == int(counts[:8].sum()) and sorted(rows.order.tolist()) == list(range(TOKENS))
+    experts = plan.top_idx[rows.order, 0]
+    assert torch.equal(experts, experts.sort().values)

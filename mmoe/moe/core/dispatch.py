@@ -1,10 +1,16 @@
-"""How tokens reach experts. Two interchangeable strategies with identical results:
+"""How tokens reach experts. Interchangeable strategies with identical results:
 
-``LoopDispatch``: one pass per expert over its tokens; the readable correctness reference.
+``LoopDispatch`` (``loop``): one pass per expert over its tokens; the readable correctness reference.
 ``GroupedDispatch``: full experts get tokens sorted by expert and grouped matrix products
 (``torch.nn.functional.grouped_mm`` where it runs, a per-group fallback elsewhere); soft plans use
-wide products over all experts' stacked weights; LoRA experts use one product over every expert's
-A, a per-token weighting (zero for unselected experts), and one product over every expert's B.
+wide products over all experts' stacked weights. LoRA experts are computed one of two ways:
+
+- *wide* (``wide``): one product over every expert's A, a per-token weighting (zero for unselected
+  experts), one product over every expert's B: every token computes all E experts;
+- *sparse* (``sparse``): assignments sorted by expert and grouped products over only the selected
+  experts; for a one-expert-per-token plan the bank runs its whole MLP on the sorted rows
+  (``SortedRows``), so the only extra work over a plain LoRA is one gather and one scatter per block;
+- ``fast`` chooses per call by ``sparse_lora_pays``.
 
 Both touch every real expert's weights on every call, even with no tokens (zero-length products),
 so under ZeRO-3 all ranks use the same parameters each step. Null experts (ids at or past the
@@ -13,6 +19,7 @@ bank's real experts) are dropped before any compute.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -37,7 +44,11 @@ class GroupedExperts(Protocol):
 
 
 class Dispatch(Protocol):
-    dense_lora: bool  # LoRA experts computed for every token (wide products) rather than only the selected ones
+    def lora_experts_computed(self, experts_per_token: float, num_experts: int) -> float:
+        """How many of a LoRA bank's ``num_experts`` a token's forward computes with (cost accounting)."""
+
+    def lora_rows(self, plan: RoutingPlan, num_real: int) -> "SortedRows | None":
+        """Rows sorted by expert when a LoRA bank may run its whole MLP in that order, else None."""
 
     def experts(self, bank: GroupedExperts, x: torch.Tensor, plan: RoutingPlan) -> torch.Tensor:
         """``y_t = sum_e combine[t, e] * expert_e(x_t)`` over real experts."""
@@ -54,7 +65,12 @@ class LoopDispatch:
     """Per-expert reference: gather the expert's tokens, run it, scatter-add the weighted result."""
 
     name = "loop"
-    dense_lora = False
+
+    def lora_experts_computed(self, experts_per_token: float, num_experts: int) -> float:
+        return experts_per_token
+
+    def lora_rows(self, plan: RoutingPlan, num_real: int) -> None:
+        return None
 
     def experts(self, bank: GroupedExperts, x: torch.Tensor, plan: RoutingPlan) -> torch.Tensor:
         y = None
@@ -116,32 +132,137 @@ def grouped_linear(x: torch.Tensor, weight: torch.Tensor, offsets: torch.Tensor)
     return torch.cat(parts)
 
 
-class GroupedDispatch:
-    """Sort by expert and run grouped products; soft plans and LoRA experts use wide products."""
+SPARSE_LORA_FACTOR = 4.0
 
-    name = "fast"
-    dense_lora = True
+
+def sparse_lora_pays(experts_per_token: float, num_experts: int) -> bool:
+    """The cost rule: compute only the selected LoRA experts when a token uses at most 1/4 of them.
+
+    The wide product costs ``E`` experts per token in large, efficient products; the sparse one
+    costs ``k`` experts in E small products plus a gather of the inputs and a scatter of the outputs
+    (about as much memory traffic as the products themselves at r <= 16): measured on CPU with
+    ``mmoe bench lora_experts`` (docs/benchmarks.md), sparse wins from E >= 4k.
+    """
+    return experts_per_token * SPARSE_LORA_FACTOR <= num_experts
+
+
+def sorted_assignments(plan: RoutingPlan, num_real: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(tokens, weights, offsets, order)`` of the plan's assignments to real experts, sorted by expert.
+
+    ``offsets`` are int32 cumulative ends per real expert; ``order`` maps sorted rows to the plan's
+    assignment list (token-major). Null-expert assignments sort last and are left out.
+    """
+    tokens, experts, weights = plan.assignments()
+    order = torch.argsort(experts, stable=True)
+    counts = torch.bincount(experts, minlength=plan.num_experts)
+    offsets = torch.cumsum(counts[:num_real], 0).to(torch.int32)
+    if plan.num_experts > num_real:
+        order = order[: int(offsets[-1])]
+    return tokens[order], weights[order], offsets, order
+
+
+@dataclass
+class SortedRows:
+    """A one-expert-per-token plan as a permutation: row i of the sorted batch is token ``order[i]``.
+
+    Rows of real experts come first, grouped by expert (``offsets``); rows routed to null experts
+    follow and get no delta. A LoRA bank runs its base MLP on ``x[order]`` unchanged and adds
+    ``delta`` to each target linear, then ``unsort`` puts the tokens back.
+    """
+
+    order: torch.Tensor
+    weights: torch.Tensor
+    offsets: torch.Tensor
+    num_rows: int
+    num_real_rows: int | None  # None: every row has a real expert
+
+    def sort(self, x: torch.Tensor) -> torch.Tensor:
+        return x.index_select(0, self.order)
+
+    def delta(self, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``w_t B_e A_e x_t`` for the sorted rows ``x`` (zero for null-expert rows)."""
+        rows = x if self.num_real_rows is None else x[: self.num_real_rows]
+        h = grouped_linear(rows, a, self.offsets)
+        out = grouped_linear((h * self.weights.unsqueeze(-1)).to(h.dtype), b, self.offsets)
+        if self.num_real_rows is None:
+            return out
+        return torch.cat([out, out.new_zeros(self.num_rows - self.num_real_rows, out.shape[-1])])
+
+    def unsort(self, y: torch.Tensor) -> torch.Tensor:
+        return y.new_empty(y.shape).index_copy(0, self.order, y)
+
+
+class GroupedDispatch:
+    """Sort by expert and run grouped products; soft plans use wide products; LoRA experts ``lora``:
+    ``wide``, ``sparse`` or ``auto`` (``sparse_lora_pays``)."""
+
+    def __init__(self, lora: str = "auto") -> None:
+        if lora not in ("auto", "wide", "sparse"):
+            raise ValueError(f"unknown LoRA dispatch '{lora}' (auto, wide, sparse)")
+        self.lora_mode = lora
+        self.name = {"auto": "fast", "wide": "wide", "sparse": "sparse"}[lora]
+
+    def _sparse(self, experts_per_token: float, num_experts: int) -> bool:
+        if self.lora_mode == "auto":
+            return sparse_lora_pays(experts_per_token, num_experts)
+        return self.lora_mode == "sparse"
+
+    def lora_experts_computed(self, experts_per_token: float, num_experts: int) -> float:
+        return experts_per_token if self._sparse(experts_per_token, num_experts) else float(num_experts)
+
+    def lora_rows(self, plan: RoutingPlan, num_real: int) -> SortedRows | None:
+        if plan.dense or plan.top_idx is None or plan.top_idx.shape[1] != 1 or not self._sparse(1.0, num_real):
+            return None
+        experts = plan.top_idx.reshape(-1)
+        order = torch.argsort(experts, stable=True)
+        counts = torch.bincount(experts, minlength=plan.num_experts)
+        offsets = torch.cumsum(counts[:num_real], 0).to(torch.int32)
+        real_rows = int(offsets[-1]) if plan.num_experts > num_real else None
+        weights = plan.top_weight.reshape(-1)[order]
+        return SortedRows(order, weights if real_rows is None else weights[:real_rows], offsets, plan.num_tokens, real_rows)
 
     def experts(self, bank: GroupedExperts, x: torch.Tensor, plan: RoutingPlan) -> torch.Tensor:
         num_real = bank.num_experts
         if plan.dense:
             return bank.mixed(x, plan.combine[:, :num_real])
-        tokens, experts, weights = plan.assignments()
-        if plan.num_experts > num_real:
-            keep = (experts < num_real).nonzero().squeeze(1)
-            tokens, experts, weights = tokens[keep], experts[keep], weights[keep]
-        order = torch.argsort(experts, stable=True)
-        tokens, experts, weights = tokens[order], experts[order], weights[order]
-        offsets = torch.cumsum(torch.bincount(experts, minlength=num_real), 0).to(torch.int32)
-        out = _weighted(bank.grouped(x[tokens], offsets), weights)
-        return out.new_zeros(x.shape[0], out.shape[-1]).index_add(0, tokens, out)
+        tokens, weights, offsets, order = sorted_assignments(plan, num_real)
+        out = _weighted(bank.grouped(x.index_select(0, tokens), offsets), weights)
+        return _combine(out, tokens, order, plan, num_real)
 
     def lora(self, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, plan: RoutingPlan) -> torch.Tensor:
         num, rank, width = a.shape
+        if not plan.dense and self._sparse(_experts_per_token(plan), num):
+            tokens, weights, offsets, order = sorted_assignments(plan, num)
+            h = grouped_linear(x.index_select(0, tokens), a, offsets)
+            out = grouped_linear((h * weights.unsqueeze(-1)).to(h.dtype), b, offsets)
+            return _combine(out, tokens, order, plan, num)
         h = F.linear(x, a.reshape(num * rank, width)).view(-1, num, rank)
         h = h * plan.combine[:, :num, None].to(h.dtype)
         return F.linear(h.reshape(-1, num * rank), b.permute(1, 0, 2).reshape(b.shape[1], num * rank))
 
 
+def _experts_per_token(plan: RoutingPlan) -> float:
+    """Assignments per token: ``k`` of a top-k plan, else counted from the mask (one host sync)."""
+    if plan.top_idx is not None:
+        return float(plan.top_idx.shape[1])
+    return float(plan.mask.sum()) / max(plan.num_tokens, 1)
+
+
+def _combine(out: torch.Tensor, tokens: torch.Tensor, order: torch.Tensor, plan: RoutingPlan, num_real: int) -> torch.Tensor:
+    """Sum the sorted per-assignment rows ``out`` back into one row per token.
+
+    A top-k plan without null experts is a permutation of ``T * k`` token-major rows: put them back
+    in place and sum each token's ``k`` rows (no scatter-add, whose CPU kernel is serial); other
+    plans scatter-add."""
+    if plan.top_idx is not None and plan.num_experts == num_real:
+        k = plan.top_idx.shape[1]
+        placed = out.new_empty(out.shape).index_copy(0, order, out)
+        return placed.view(plan.num_tokens, k, out.shape[-1]).sum(1) if k > 1 else placed
+    return out.new_zeros(plan.num_tokens, out.shape[-1]).index_add(0, tokens, out)
+
+
 def make_dispatch(kind: str) -> Dispatch:
-    return GroupedDispatch() if kind == "fast" else LoopDispatch()
+    """``fast`` (grouped, LoRA by the cost rule), ``wide``, ``sparse`` or ``loop`` (reference)."""
+    if kind == "loop":
+        return LoopDispatch()
+    return GroupedDispatch({"fast": "auto", "wide": "wide", "sparse": "sparse"}[kind])

@@ -185,12 +185,11 @@ class LoRAExperts(nn.Module):
     label = "lora"
 
     def cost_per_token(self, experts_per_token: float, dispatch: Dispatch) -> tuple[float, float]:
-        """(parameters a token touches, parameters its forward computes with). A dispatch with
-        ``dense_lora`` runs every expert's A and B for every token (one wide product) and zeroes the
-        unselected ones, so it computes with all E experts however few are selected."""
+        """(parameters a token touches, parameters its forward computes with). A wide LoRA dispatch
+        runs every expert's A and B for every token and zeroes the unselected ones, so it computes
+        with all E experts however few are selected; the dispatch says which it does."""
         active = experts_per_token * self.params_per_expert
-        computed = self.num_experts * self.params_per_expert if dispatch.dense_lora else active
-        return active, computed
+        return active, dispatch.lora_experts_computed(experts_per_token, self.num_experts) * self.params_per_expert
 
     @classmethod
     def for_mlp(cls, dense: nn.Module, lora: LoRAConfig, *, num_experts: int, num_null: int = 0) -> "LoRAExperts":
@@ -203,18 +202,24 @@ class LoRAExperts(nn.Module):
         )
         return bank.to(weight.device)
 
-    def _project(self, base: nn.Module, name: str, x: torch.Tensor, plan: RoutingPlan, dispatch: Dispatch) -> torch.Tensor:
+    def _project(self, base: nn.Module, name: str, x: torch.Tensor, delta) -> torch.Tensor:
         out = getattr(base, name)(x)
         if name not in self.deltas:
             return out
-        delta = self.deltas[name](self.dropout(x), plan, dispatch)
-        return out + (delta * self.scaling).to(out.dtype)
+        return out + (delta(self.dropout(x), self.deltas[name]) * self.scaling).to(out.dtype)
+
+    def _mlp(self, base: nn.Module, x: torch.Tensor, delta) -> torch.Tensor:
+        hidden = base.act_fn(self._project(base, "gate_proj", x, delta)) * self._project(base, "up_proj", x, delta)
+        return self._project(base, "down_proj", hidden, delta)
 
     def forward(self, x: torch.Tensor, plan: RoutingPlan, dispatch: Dispatch, base: nn.Module | None = None) -> torch.Tensor:
         if base is None:
             raise ValueError("LoRA experts adapt a base MLP; none was given")
-        hidden = base.act_fn(self._project(base, "gate_proj", x, plan, dispatch)) * self._project(base, "up_proj", x, plan, dispatch)
-        return self._project(base, "down_proj", hidden, plan, dispatch)
+        rows = dispatch.lora_rows(plan, self.num_experts)
+        if rows is None:
+            return self._mlp(base, x, lambda h, d: d(h, plan, dispatch))
+        # one expert per token: the whole MLP on rows sorted by expert, then the tokens put back
+        return rows.unsort(self._mlp(base, rows.sort(x), lambda h, d: rows.delta(h, d.lora_A, d.lora_B)))
 
 
 def build_experts(cfg: ExpertsConfig, dense: nn.Module, *, num_experts: int) -> nn.Module:
