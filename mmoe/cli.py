@@ -21,6 +21,7 @@ COMMANDS = {
     "demo": "mmoe.commands.demo",
     "analyze": "mmoe.commands.analyze",
     "plot": "mmoe.commands.plot",
+    "bench": "mmoe.commands.bench",
 }
 
 
