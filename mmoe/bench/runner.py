@@ -15,6 +15,7 @@ import platform
 import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -41,8 +42,9 @@ def _commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def run_cases(names: list[str], settings: BenchSettings) -> dict:
-    """Every named case in turn, with the facts needed to read its figures later."""
+def run_cases(names: list[str], settings: BenchSettings, progress: Callable[[str, float], None] | None = None) -> dict:
+    """Every named case in turn, with the facts needed to read its figures later; ``progress`` hears
+    each finished case's name and seconds."""
     unknown = [n for n in names if n not in CASES]
     if unknown:
         raise KeyError(f"unknown bench case(s) {unknown}; known: {sorted(CASES)}")
@@ -62,6 +64,8 @@ def run_cases(names: list[str], settings: BenchSettings) -> dict:
         result = importlib.import_module(CASES[name][0]).run(settings)
         result["seconds"] = time.perf_counter() - begin
         report["cases"][name] = result
+        if progress is not None:
+            progress(name, result["seconds"])
     report["seconds"] = time.perf_counter() - started
     return report
 

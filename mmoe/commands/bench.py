@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
     from pathlib import Path
 
     import torch
@@ -50,7 +51,10 @@ def run(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         repeats=args.repeats,
     )
-    report = run_cases(args.cases or list(CASES), settings)
+    def progress(name: str, seconds: float) -> None:
+        print(f"mmoe bench: {name} done in {seconds:.1f} s", file=sys.stderr, flush=True)
+
+    report = run_cases(args.cases or list(CASES), settings, progress)
     print(table(report))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")

@@ -2,8 +2,9 @@
 
 Per token and per expert layer: the parameters a token touches (router, the experts it reaches,
 and for LoRA experts the frozen base MLP they adapt), and the forward FLOPs (2 per multiply-add)
-of what the dispatch actually computes: the fast LoRA path runs every expert's A and B for every
-token, so its FLOPs count all E experts. Routers report their expected experts per token
+of what the dispatch actually computes: a wide LoRA dispatch runs every expert's A and B for every
+token, so its FLOPs count all E experts; a sparse one counts only the selected experts
+(``Dispatch.lora_experts_computed``). Routers report their expected experts per token
 (``expected_experts()``) and banks their cost (``cost_per_token()``). Null experts cost nothing:
 with ``m`` null experts beside ``n`` true ones a token is expected (at uniform routing, before any
 training) to reach ``k * n / (n + m)`` true experts, and the FLOPs this saves against the same ``k``

@@ -101,6 +101,31 @@ class _ContiguousGrad(torch.autograd.Function):
         return grad.contiguous()
 
 
+class _RepeatedRows(torch.autograd.Function):
+    """Row ``order[i] // k`` of ``x`` for a permutation ``order`` of ``T * k`` rows (each token k times).
+
+    Its backward gathers the gradient back in token-major order and sums each token's k rows; the
+    plain ``index_select`` backward is a scatter-add (``index_add``), serial on CPU."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, order: torch.Tensor, k: int) -> torch.Tensor:
+        ctx.save_for_backward(order)
+        ctx.k = k
+        return x.index_select(0, order // k if k > 1 else order)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (order,) = ctx.saved_tensors
+        inverse = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=order.device))
+        back = grad.index_select(0, inverse)
+        return (back.view(-1, ctx.k, grad.shape[-1]).sum(1) if ctx.k > 1 else back), None, None
+
+
+def permute_rows(x: torch.Tensor, order: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """Rows ``x[order // k]`` where ``order`` permutes the ``k`` copies of every row of ``x``."""
+    return _RepeatedRows.apply(x, order, k)
+
+
 _GROUPED_MM_OK: dict[tuple[str, torch.dtype], bool] = {}
 
 
@@ -177,7 +202,7 @@ class SortedRows:
     num_real_rows: int | None  # None: every row has a real expert
 
     def sort(self, x: torch.Tensor) -> torch.Tensor:
-        return x.index_select(0, self.order)
+        return permute_rows(x, self.order)
 
     def delta(self, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """``w_t B_e A_e x_t`` for the sorted rows ``x`` (zero for null-expert rows)."""
@@ -226,14 +251,14 @@ class GroupedDispatch:
         if plan.dense:
             return bank.mixed(x, plan.combine[:, :num_real])
         tokens, weights, offsets, order = sorted_assignments(plan, num_real)
-        out = _weighted(bank.grouped(x.index_select(0, tokens), offsets), weights)
+        out = _weighted(bank.grouped(_rows(x, tokens, order, plan, num_real), offsets), weights)
         return _combine(out, tokens, order, plan, num_real)
 
     def lora(self, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, plan: RoutingPlan) -> torch.Tensor:
         num, rank, width = a.shape
         if not plan.dense and self._sparse(_experts_per_token(plan), num):
             tokens, weights, offsets, order = sorted_assignments(plan, num)
-            h = grouped_linear(x.index_select(0, tokens), a, offsets)
+            h = grouped_linear(_rows(x, tokens, order, plan, num), a, offsets)
             out = grouped_linear((h * weights.unsqueeze(-1)).to(h.dtype), b, offsets)
             return _combine(out, tokens, order, plan, num)
         h = F.linear(x, a.reshape(num * rank, width)).view(-1, num, rank)
@@ -246,6 +271,14 @@ def _experts_per_token(plan: RoutingPlan) -> float:
     if plan.top_idx is not None:
         return float(plan.top_idx.shape[1])
     return float(plan.mask.sum()) / max(plan.num_tokens, 1)
+
+
+def _rows(x: torch.Tensor, tokens: torch.Tensor, order: torch.Tensor, plan: RoutingPlan, num_real: int) -> torch.Tensor:
+    """The input row of every sorted assignment. A top-k plan without null experts is a permutation
+    of each token repeated k times, gathered (and its gradient summed back) without a scatter-add."""
+    if plan.top_idx is not None and plan.num_experts == num_real:
+        return permute_rows(x, order, plan.top_idx.shape[1])
+    return x.index_select(0, tokens)
 
 
 def _combine(out: torch.Tensor, tokens: torch.Tensor, order: torch.Tensor, plan: RoutingPlan, num_real: int) -> torch.Tensor:
