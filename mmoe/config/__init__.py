@@ -1,7 +1,25 @@
-"""Typed configuration: YAML recipes validated against pydantic schemas, with CLI overrides."""
+"""Typed configuration: YAML recipes validated against pydantic schemas, with CLI overrides.
 
-from mmoe.config.errors import ConfigError
-from mmoe.config.load import apply_overrides, load_config, parse_config
-from mmoe.config.schema import MMoEConfig
+The names are loaded on first use (PEP 562), so importing a submodule such as ``mmoe.config.base``
+does not import the schema, which imports ``mmoe.moe.config``, which imports ``mmoe.config.base``.
+"""
 
-__all__ = ["ConfigError", "MMoEConfig", "apply_overrides", "load_config", "parse_config"]
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "ConfigError": "mmoe.config.errors",
+    "apply_overrides": "mmoe.config.load",
+    "load_config": "mmoe.config.load",
+    "parse_config": "mmoe.config.load",
+    "MMoEConfig": "mmoe.config.schema",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'mmoe.config' has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name]), name)
