@@ -2,7 +2,8 @@
 
 ``loss.png`` (loss, LM loss and validation loss by step), ``lr.png`` (each optimizer group's lr),
 ``aux.png`` (each aux loss), ``load[_<group>].png`` (share of routed tokens per expert over training,
-one panel per routed module).
+one panel per routed module). ``write_comparison``: several runs' loss curves in one figure (a study's
+arms, mean over seeds with the seeds' range shaded).
 """
 
 from __future__ import annotations
@@ -96,3 +97,40 @@ def write_curves(run_dir: str | Path, out: str | Path | None = None) -> list[Pat
         fig.savefig(out / name, dpi=110)
         written.append(out / name)
     return written
+
+
+def _mean_curve(runs: list[list[dict]], pick) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Steps every run logged ``pick(record)`` at; the mean, min and max over runs at each."""
+    per_run = [{r["step"]: float(pick(r)) for r in records if isinstance(pick(r), (int, float))} for records in runs]
+    steps = sorted(set.intersection(*(set(values) for values in per_run))) if per_run else []
+    columns = [[values[step] for values in per_run] for step in steps]
+    return steps, [sum(c) / len(c) for c in columns], [min(c) for c in columns], [max(c) for c in columns]
+
+
+def comparison_figure(arms: dict[str, list[list[dict]]], *, title: str):
+    """Training loss (left) and, where logged, validation loss (right) by step: one line per arm, the
+    mean over its runs (``arms``: name -> each run's metrics records), the runs' min..max shaded."""
+    picks = {"training loss": lambda r: r.get("loss"), "held-out (validation) loss": lambda r: (r.get("eval") or {}).get("loss")}
+    panels = {name: {arm: _mean_curve(runs, pick) for arm, runs in arms.items()} for name, pick in picks.items()}
+    panels = {name: curves for name, curves in panels.items() if any(c[0] for c in curves.values())}
+    fig, _ = _figure(4.2 * len(panels), 3.6)
+    fig.clear()
+    for column, (name, curves) in enumerate(panels.items(), 1):
+        ax = fig.add_subplot(1, len(panels), column)
+        for arm, (steps, mean, low, high) in curves.items():
+            (line,) = ax.plot(steps, mean, label=arm, marker="." if len(steps) < 30 else None)
+            ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def write_comparison(arms: dict[str, list[list[dict]]], path: str | Path, *, title: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    comparison_figure(arms, title=title).savefig(path, dpi=90)
+    return path

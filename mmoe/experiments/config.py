@@ -11,6 +11,7 @@ from mmoe.config.base import StrictModel
 from mmoe.config.errors import ConfigError, format_validation_error
 from mmoe.config.overrides import read_yaml
 from mmoe.languages import MMMB_LANGUAGES
+from mmoe.train.config import Group
 
 SIZES = ("small", "gpu")
 
@@ -28,12 +29,25 @@ class SizeConfig(StrictModel):
     test_records: int = Field(gt=0)
     steps: int = Field(gt=0)
     micro_batch_size: int = Field(gt=0)
+    base_steps: int = Field(0, ge=0)  # the base model's steps (studies with a base; 0 otherwise)
+    eval_every: int = Field(0, ge=0)  # held-out loss every N steps during training (validation curves; 0: none)
+
+
+class BaseConfig(StrictModel):
+    """A base model trained first, per seed, with ``recipe`` on the training records of ``families``
+    (all by default): a stand-in for the pretrained model a fine-tuning method starts from (the tiny LLM
+    starts random). Every arm then starts from it, loading only the parameter groups in ``load``
+    (``train.init_groups``), so arms whose experts differ in number or shape share the same base."""
+
+    recipe: str
+    families: list[str] | None = None
+    load: list[Group] = Field(default_factory=lambda: ["vision", "projector", "llm"], min_length=1)
 
 
 class StudyConfig(StrictModel):
     """``arms``: name -> recipe path (relative to the study file); ``group_by``: the held-out table's
     columns (``language`` or ``source``, i.e. the task family); ``analyze``: run ``mmoe analyze`` on the
-    held-out data; ``overrides``: recipe overrides every arm gets."""
+    held-out data; ``overrides``: recipe overrides every arm gets; ``base``: see ``BaseConfig``."""
 
     name: str
     question: str
@@ -44,6 +58,7 @@ class StudyConfig(StrictModel):
     language_weights: dict[str, float] | None = None
     group_by: Literal["language", "source"]
     analyze: bool = False
+    base: BaseConfig | None = None
     overrides: list[str] = []
     sizes: dict[Literal["small", "gpu"], SizeConfig]
     root: Path = Path(".")  # the study file's directory (set by load_study)
@@ -53,12 +68,18 @@ class StudyConfig(StrictModel):
         missing = [s for s in SIZES if s not in self.sizes]
         if missing:
             raise ValueError(f"sizes needs {', '.join(missing)}")
+        if (self.base is None) != all(s.base_steps == 0 for s in self.sizes.values()):
+            raise ValueError("a base model needs sizes.*.base_steps > 0 in every size, and base_steps needs a base")
+        unknown = [f for f in (self.base.families or []) if f not in self.families] if self.base else []
+        if unknown:
+            raise ValueError(f"base.families {unknown} are not among the families {list(self.families)}")
         if self.language_weights is not None and set(self.language_weights) != set(self.languages):
             raise ValueError(f"language_weights must give a weight to each of {self.languages}")
         return self
 
-    def recipe(self, arm: str) -> Path:
-        return (self.root / self.arms[arm]).resolve()
+    def recipe(self, arm: str | None) -> Path:
+        """An arm's recipe, or the base model's for ``arm=None``."""
+        return (self.root / (self.base.recipe if arm is None else self.arms[arm])).resolve()
 
 
 def load_study(path: str | Path) -> StudyConfig:
@@ -71,7 +92,8 @@ def load_study(path: str | Path) -> StudyConfig:
         study = StudyConfig.model_validate({**raw, "root": path.parent})
     except ValidationError as exc:
         raise format_validation_error(exc, StudyConfig, str(path)) from None
-    absent = [f"{arm}: {study.recipe(arm)}" for arm in study.arms if not study.recipe(arm).is_file()]
+    arms = [*study.arms, *([None] if study.base else [])]
+    absent = [f"{arm or 'base'}: {study.recipe(arm)}" for arm in arms if not study.recipe(arm).is_file()]
     if absent:
         raise ConfigError(f"{path}: arm recipes not found: {'; '.join(absent)}")
     return study

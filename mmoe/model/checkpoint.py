@@ -16,6 +16,7 @@ Nothing is pickled and no remote code runs.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -184,13 +185,23 @@ def _check_fit(state: dict[str, torch.Tensor], current: dict[str, torch.Tensor],
 
 
 
-def load_weights(model: MMoEModel, directory: str | Path) -> list[str]:
+def load_weights(model: MMoEModel, directory: str | Path, groups: Sequence[str] | None = None) -> list[str]:
     """Load a saved model's weights into a (possibly larger) model, e.g. stage-1 weights into a stage-2 model
-    that adds experts. Returns the parameters that stay as initialised; unexpected or misshapen weights fail."""
+    that adds experts. ``groups``: load only the tensors this model assigns to these parameter groups (the
+    others are left out before the fit check, so e.g. another expert count does not matter). Returns the
+    parameters that stay as initialised; unexpected or misshapen weights fail."""
     path = Path(directory) / WEIGHTS_FILE
     if not path.is_file():
         raise CheckpointError(f"train.init_from: no {WEIGHTS_FILE} in {directory}")
     state = read_weights(path)
-    _check_fit(state, model.state_dict(), path)
+    current = model.state_dict()
+    if groups is not None:
+        owner = parameter_groups(model) | buffer_groups(model)
+        found = {owner[k] for k in state if k in owner}
+        absent = [g for g in groups if g not in found]
+        if absent:
+            raise CheckpointError(f"train.init_groups: {path} holds no tensor of group(s) {absent} of this model (it has {sorted(found)})")
+        state = {k: v for k, v in state.items() if k not in current or owner.get(k) in groups}
+    _check_fit(state, current, path)
     result = model.load_state_dict(state, strict=False)
     return list(result.missing_keys)

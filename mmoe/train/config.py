@@ -44,6 +44,9 @@ Reporter = Literal["tensorboard", "wandb"]
 class TrainConfig(StrictModel):
     """How long (``max_steps`` or ``epochs``: exactly one), how fast, what is logged where, what is saved.
 
+    ``init_from``: a saved model's weights to start from (``DIR/model``); ``init_groups``: load only the
+    parameters (and group buffers) of these groups, as this model declares them, e.g. ``[llm]`` to start a
+    MoE recipe from a base model whose experts have other shapes (the other groups stay as initialised).
     ``deepspeed``: a preset shipped with mmoe (``zero2``, the default; ``zero3``) or a DeepSpeed JSON path.
     ``eval_every``: validation loss on ``data.eval`` every N optimizer steps (0 = only after the last step).
     ``precision``: ``auto`` is bf16 on GPUs that have it, fp16 with dynamic loss scaling on GPUs that do
@@ -53,6 +56,7 @@ class TrainConfig(StrictModel):
 
     output_dir: str = "runs/train"
     init_from: str | None = None
+    init_groups: list[Group] | None = None
     max_steps: int | None = Field(None, gt=0)
     epochs: float | None = Field(None, gt=0)
     eval_every: int = Field(0, ge=0)
@@ -80,6 +84,12 @@ class TrainConfig(StrictModel):
     stage: StageConfig = StageConfig()
     roma: RoMAConfig | None = None
     router_lens: RouterLensConfig | None = None
+
+    @model_validator(mode="after")
+    def _init_groups_need_init_from(self) -> "TrainConfig":
+        if self.init_groups is not None and (self.init_from is None or not self.init_groups):
+            raise ValueError("train.init_groups selects parameter groups of train.init_from: set init_from and name at least one group")
+        return self
 
     @model_validator(mode="after")
     def _one_schedule_length(self) -> "TrainConfig":

@@ -69,7 +69,7 @@ def build_training_model(cfg: MMoEConfig):
 
     model = build_model(cfg)
     if cfg.train.init_from:
-        load_weights(model, cfg.train.init_from)
+        load_weights(model, cfg.train.init_from, cfg.train.init_groups)
     return model
 
 
