@@ -1,5 +1,6 @@
 """``experiments/``: every study file and arm recipe loads; the runner at a micro size writes the table
-it promises, with the same numbers for the same seed; the table's noise verdicts and router separation."""
+and the curves it promises, with the same numbers for the same seed, its arms starting from the study's
+base model; the table's noise verdicts, router separation and measured FLOPs."""
 
 from __future__ import annotations
 
@@ -7,27 +8,32 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
+from mmoe.analysis.curves import comparison_figure
 from mmoe.config import load_config
 from mmoe.config.errors import ConfigError
 from mmoe.experiments import load_study, run_study
 from mmoe.experiments.config import SizeConfig
-from mmoe.experiments.runner import separation
+from mmoe.experiments.runner import moe_flops_measured, separation
+from mmoe.model import load_model
+from mmoe.model.parts import parameter_groups
+from mmoe.moe.cost import LayerCost
 from mmoe.experiments.table import markdown, summarize_runs
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 STUDIES = sorted(EXPERIMENTS.glob("*.yaml"))
 RECIPES = sorted((EXPERIMENTS / "recipes").glob("*.yaml"))
-MICRO = SizeConfig(train_records=16, test_records=6, steps=2, micro_batch_size=4)
+MICRO = SizeConfig(train_records=16, test_records=6, steps=2, micro_batch_size=4, base_steps=2, eval_every=1)
 
 
 def test_every_study_and_recipe_loads():
-    assert {p.stem for p in STUDIES} == {"parrot_vs_mlp", "mole_vs_lora", "moma_vs_mixed"}
+    assert {p.stem for p in STUDIES} == {"parrot_vs_mlp", "mole_vs_lora", "moma_vs_mixed", "adamoe_vs_topk", "dynmole_vs_topk", "gwmoe_vs_topk"}
     used = set()
     for path in STUDIES:
         study = load_study(path)
         assert len(study.arms) == 2 and set(study.sizes) == {"small", "gpu"}
-        for arm in study.arms:
+        for arm in [*study.arms, *([None] if study.base else [])]:
             load_config(study.recipe(arm), study.overrides)
             used.add(study.recipe(arm))
     assert used == {p.resolve() for p in RECIPES}  # no recipe left unused
@@ -41,6 +47,15 @@ def test_study_file_errors_name_the_key_or_the_recipe(tmp_path):
     (tmp_path / "absent.yaml").write_text(base.replace("recipes/mole.yaml", "recipes/nope.yaml"))
     with pytest.raises(ConfigError, match="mole: .*nope.yaml"):
         load_study(tmp_path / "absent.yaml")
+    (tmp_path / "nobase.yaml").write_text(base.replace(", base_steps: 150", ""))
+    with pytest.raises(ConfigError, match="base_steps"):
+        load_study(tmp_path / "nobase.yaml")
+    (tmp_path / "family.yaml").write_text(base.replace("families: [word]}", "families: [words]}"))
+    with pytest.raises(ConfigError, match=r"base.families \['words'\]"):
+        load_study(tmp_path / "family.yaml")
+    (tmp_path / "basefile.yaml").write_text(base.replace("recipes/mole_base.yaml", "recipes/nobase.yaml"))
+    with pytest.raises(ConfigError, match="base: .*nobase.yaml"):
+        load_study(tmp_path / "basefile.yaml")
 
 
 def _micro(out: Path) -> dict:
@@ -49,13 +64,20 @@ def _micro(out: Path) -> dict:
     return run_study(study, size="small", seeds=[0], out=out)
 
 
+@pytest.fixture(scope="module")
+def micro_runs(tmp_path_factory) -> tuple[Path, dict, dict]:
+    """mole_vs_lora (base model included) at the micro size, twice with seed 0."""
+    tmp_path = tmp_path_factory.mktemp("micro")
+    return tmp_path, _micro(tmp_path / "a"), _micro(tmp_path / "b")
+
+
 @pytest.mark.slow
-def test_runner_writes_the_table_and_repeats_its_numbers(tmp_path):
-    first, second = _micro(tmp_path / "a"), _micro(tmp_path / "b")
+def test_runner_writes_the_table_and_repeats_its_numbers(micro_runs):
+    tmp_path, first, second = micro_runs
     assert first["runs"] == second["runs"]  # same seed, same numbers (CPU)
     assert json.loads((tmp_path / "a/results.json").read_text())["summary"] == first["summary"]
     columns = {"exact", "exact/word", "exact/sentence", "loss", "loss/word", "loss/sentence", "train_loss",
-               "moe_flops_per_token", "router_separation"}
+               "moe_flops_per_token", "router_separation", "moe_flops_measured"}
     for arm in ("lora", "mole"):
         row = first["runs"][arm]["0"]
         assert set(row) == columns
@@ -65,9 +87,60 @@ def test_runner_writes_the_table_and_repeats_its_numbers(tmp_path):
         heldout = json.loads((tmp_path / f"a/seed0/{arm}/heldout.json").read_text())
         assert {k: v["n"] for k, v in heldout["source"].items()} == {"word": 6, "sentence": 6}
         assert (tmp_path / f"a/seed0/{arm}/analysis/analysis.json").is_file()
+        assert row["moe_flops_measured"] == row["moe_flops_per_token"]  # no null experts: what the dispatch computes
     assert first["runs"]["lora"]["0"]["router_separation"] == 0.0  # one expert: nothing to separate
     table = (tmp_path / "a/results.md").read_text().splitlines()
     assert sum(line.startswith(("| lora |", "| mole |")) for line in table) == 2
+    assert (tmp_path / "a/curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_every_arm_starts_from_the_seeds_base_model(micro_runs):
+    """mole_vs_lora trains a base per seed on the word family (LLM and projector), then both arms load its
+    vision, projector and LLM groups (MoLE's 4 experts do not fit the base's 1) and keep the LLM frozen."""
+    tmp_path = micro_runs[0] / "a"
+    base = load_model(tmp_path / "seed0/base/model")
+    base_state = base.state_dict()
+    first_steps = {}
+    for arm in ("lora", "mole"):
+        model = load_model(tmp_path / f"seed0/{arm}/model")
+        groups = parameter_groups(model)
+        llm = [k for k, g in groups.items() if g == "llm"]
+        assert len(llm) == 27 and all(torch.equal(model.state_dict()[k], base_state[k]) for k in llm)  # loaded, frozen
+        metrics = [json.loads(line) for line in (tmp_path / f"seed0/{arm}/metrics.jsonl").read_text().splitlines()]
+        assert [m["step"] for m in metrics if "eval" in m] == [1, 2]  # held-out loss every step (eval_every=1)
+        first_steps[arm] = metrics[0]["lm_loss"]
+    # the zero-initialised LoRA deltas leave both arms the base model at step 1: the same LM loss
+    assert first_steps["lora"] == pytest.approx(first_steps["mole"], abs=1e-6)
+    base_metrics = (tmp_path / "seed0/base/metrics.jsonl").read_text().splitlines()
+    assert len(base_metrics) == 2 and first_steps["lora"] < json.loads(base_metrics[0])["lm_loss"]  # the base learned
+
+
+def _cost(name: str, *, null: int, computed: float, saved: float) -> LayerCost:
+    return LayerCost(name=name, group="-", kind="ffn", experts=4, null_experts=null, experts_per_token=4.0, expert_params=0,
+                     router_params=0, active_params=0.0, computed_params=computed, true_experts_per_token=0.0,
+                     flops_saved=saved, flops_saved_share=0.0)
+
+
+def test_measured_flops_take_the_null_expert_picks_the_tokens_made():
+    # layer 0: 4 true + 8 null experts, 1,000 FLOPs/token expected at uniform routing, 2,000 saved against k=4
+    # without nulls (3,000); its router measured 1,200 saved per token, so 1,800. Layer 1: no null experts.
+    costs = [_cost("l0", null=8, computed=500.0, saved=2000.0), _cost("l1", null=0, computed=700.0, saved=0.0)]
+    summary = {"categories": {"all": {"modules": {"l0": {"expert_flops_saved": 1200.0}, "l1": {}}}}}
+    assert moe_flops_measured(costs, summary) == pytest.approx(1800.0 + 1400.0)
+
+
+def test_comparison_figure_draws_each_arms_mean_and_range():
+    def run(offset: float) -> list[dict]:
+        return [{"step": s, "loss": 5.0 - s + offset, **({"eval": {"loss": 4.0 - s + offset}} if s % 2 == 0 else {})} for s in (1, 2, 3, 4)]
+
+    fig = comparison_figure({"topk": [run(0.0), run(1.0)], "dynmole": [run(0.5)]}, title="t")
+    train_ax, eval_ax = fig.axes
+    assert [ax.get_xlabel() for ax in fig.axes] == ["step", "step"] and train_ax.get_ylabel() == "loss"
+    (topk, dynmole), (topk_eval, _) = train_ax.get_lines(), eval_ax.get_lines()
+    assert list(topk.get_ydata()) == [4.5, 3.5, 2.5, 1.5] and list(dynmole.get_ydata()) == [4.5, 3.5, 2.5, 1.5]
+    assert list(topk_eval.get_xdata()) == [2, 4] and list(topk_eval.get_ydata()) == [2.5, 0.5]
+    assert len(train_ax.collections) == 2  # each arm's min..max band
 
 
 def test_markdown_says_within_noise_only_when_seed_ranges_overlap():
