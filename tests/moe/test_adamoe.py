@@ -14,7 +14,7 @@ from mmoe.config import ConfigError
 from mmoe.moe.core.dispatch import LoopDispatch
 from mmoe.moe.core.experts import FFNExperts
 from mmoe.moe.core.layer import MoELayer
-from mmoe.moe.core.stats import RouterStats
+from mmoe.moe.core.stats import RouterStats, merge_stats
 from mmoe.moe.cost import moe_costs
 from mmoe.moe.methods.adamoe import AdaMoEBalanceLoss, AdaMoERouter
 from mmoe.moe.methods.moma import ModalityGroups
@@ -62,6 +62,20 @@ def test_stats_report_true_experts_per_token_and_the_flops_saved():
     assert got["expert_flops_saved"].item() == pytest.approx(10.0)  # skipped (0 + 1 + 2) / 3 experts x 10
     assert got["expert_flops_saved_share"].item() == pytest.approx(0.5)  # (0 + 1/2 + 2/2) / 3
     assert got["dropped_tokens"].item() == 1
+
+
+def test_merged_stats_weight_true_experts_per_token_by_each_parts_tokens():
+    """``mmoe analyze`` merges batches: ``true_experts_per_token`` is its own mean, not DynMoLE's
+    ``experts_per_token`` (whose name it ends with)."""
+    router = identity_router(2, 4, 2, flops_per_expert=10.0)
+    stats = RouterStats()
+    stats.add(router(LOGITS[:1]), num_real=2)
+    first = stats.pop()
+    stats.add(router(LOGITS[1:]), num_real=2)
+    merged = merge_stats(first, stats.pop())
+    assert merged["true_experts_per_token"].item() == pytest.approx(1.0)  # (2 + 1 + 0) / 3, as accumulated together
+    assert merged["expert_flops_saved"].item() == pytest.approx(10.0)
+    assert merged["num_tokens"].item() == 3
 
 
 @pytest.mark.parametrize("bucket, counts", [(True, [1, 2, 1.5, 1.5]), (False, [1, 2, 2, 1])])

@@ -93,7 +93,7 @@ def merge_stats(total: dict[str, torch.Tensor], more: dict[str, torch.Tensor]) -
         if key not in merged:
             merged[key] = value
             continue
-        mean = next((m for m in _MEANS.values() if key.endswith(m)), None)
+        mean = max((m for m in _MEANS.values() if key.endswith(m)), key=len, default=None)  # true_experts_per_token, not experts_per_token
         if mean is None:
             merged[key] = merged[key] + value
             continue
