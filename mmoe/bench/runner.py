@@ -25,6 +25,7 @@ SCHEMA = "mmoe-bench/1"
 # name -> (module, one-line description); modules are imported only when their case runs
 CASES = {
     "lora_experts": ("mmoe.bench.lora_experts", "MoLE layer vs plain LoRA (mmoe, peft) vs frozen MLP, fwd+bwd"),
+    "dynmole_experts": ("mmoe.bench.dynmole_experts", "DynMoLE-routed LoRA experts: every expert (wide) vs only the selected (sparse, fast)"),
     "ffn_experts": ("mmoe.bench.ffn_experts", "FFN experts (top-1/2, expert choice, null, groups) vs dense MLP of equal active FLOPs"),
     "parrot_projector": ("mmoe.bench.parrot_projector", "Parrot MoE projector vs MLP projector, fwd+bwd"),
     "train_step": ("mmoe.bench.train_step", "joint model step: MoLE vs peft LoRA vs full fine-tuning (tokens/s, memory, MFU)"),

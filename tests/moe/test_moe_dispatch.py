@@ -10,8 +10,9 @@ from transformers.models.qwen2.modeling_qwen2 import Qwen2MLP
 
 from mmoe.moe.config import LoRAConfig
 from mmoe.moe.core.context import RoutingContext, RoutingRecords
-from mmoe.moe.core.dispatch import GroupedDispatch, LoopDispatch, grouped_linear, make_dispatch
+from mmoe.moe.core.dispatch import GroupedDispatch, LoopDispatch, VariableSplit, grouped_linear, make_dispatch
 from mmoe.moe.core.experts import FFNExperts, LoRAExperts
+from mmoe.moe.methods.dynmole import DynMoLERouter
 from mmoe.moe.methods.moma import ModalityGroups
 from mmoe.moe.core.layer import MoEBlock, MoELayer
 from mmoe.moe.core.routers import ExpertChoiceRouter, RouterGate, RouterOutput, RoutingPlan, SoftRouter, TopKRouter
@@ -158,3 +159,46 @@ def test_sparse_top1_rows_group_every_token_under_its_expert():
     assert rows.num_real_rows == int(counts[:8].sum()) and sorted(rows.order.tolist()) == list(range(TOKENS))
     experts = plan.top_idx[rows.order, 0]
     assert torch.equal(experts, experts.sort().values)
+
+
+def test_a_variable_plan_splits_into_tokens_routed_to_every_expert_and_the_rest():
+    """Hand-made DynMoLE-like mask over 8 experts: token 0 soft (all 8), tokens 1-3 top-p sets of 2, 1, 3."""
+    mask = torch.zeros(4, 8, dtype=torch.bool)
+    mask[0] = True
+    mask[1, [2, 5]] = True
+    mask[2, 7] = True
+    mask[3, [0, 1, 4]] = True
+    split = VariableSplit.of(RoutingPlan.from_mask(mask, torch.full((4, 8), 0.125)), 8)
+    assert split.full.tolist() == [0] and split.rest.tolist() == [1, 2, 3]
+    assert split.rest_experts_per_token == pytest.approx(2.0)  # (2 + 1 + 3) / 3: the cost rule reads this
+    fast = make_dispatch("fast")
+    assert fast.lora_experts_computed(2.0, 8) == 2.0 and fast.lora_experts_computed(2.0, 6) == 6.0
+
+
+# (top_p, entropy_threshold, init_std): 8 of 40 tokens soft, the rest 1.06 experts each (fast: split);
+# 7 of 40 soft, the rest 2.03 experts each (1 to 4; fast: wide, 2.03 > 8 / 4; sparse: split)
+DYNMOLE_PLANS = [(0.8, 0.6, 0.5), (0.9, 0.7, 0.4)]
+
+
+@pytest.mark.parametrize("top_p, threshold, std", DYNMOLE_PLANS)
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 3e-2)])
+@pytest.mark.parametrize("lora", ["fast", "sparse"])
+def test_dynmole_plans_computed_sparsely_equal_the_dense_products(top_p, threshold, std, dtype, tol, lora):
+    """A DynMoLE plan (soft tokens + top-p tokens) through the split path gives the wide path's and the
+    loop's outputs and gradients, fp32 and bf16."""
+    torch.manual_seed(0)
+    bank, base = make_bank("lora", 8, 0)
+    router = DynMoLERouter(DIM, 8, top_p=top_p, keep_top_k=1, entropy_threshold=threshold, init_std=std)
+    layer = MoELayer(router=router, experts=bank, dispatch=LoopDispatch()).to(dtype)
+    base.to(dtype)
+    x = torch.randn(TOKENS, DIM, dtype=dtype)
+    split = VariableSplit.of(router(x).plan, 8)
+    assert 0 < split.num_full < TOKENS and split.rest_experts_per_token > 1.0
+    y_wide, g_wide = run(layer, base, x, GroupedDispatch("wide"))
+    for dispatch in (LoopDispatch(), make_dispatch(lora)):
+        y, g = run(layer, base, x, dispatch)
+        assert torch.allclose(y.float(), y_wide.float(), atol=tol, rtol=tol)
+        assert set(g) == set(g_wide)
+        for name in g:
+            scale = g_wide[name].float().abs().max().clamp_min(1.0)
+            assert torch.allclose(g[name].float(), g_wide[name].float(), atol=tol * scale, rtol=tol), name

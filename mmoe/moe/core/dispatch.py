@@ -9,8 +9,11 @@ wide products over all experts' stacked weights. LoRA experts are computed one o
   experts), one product over every expert's B: every token computes all E experts;
 - *sparse* (``sparse``): assignments sorted by expert and grouped products over only the selected
   experts; for a one-expert-per-token plan the bank runs its whole MLP on the sorted rows
-  (``SortedRows``), so the only extra work over a plain LoRA is one gather and one scatter per block;
-- ``fast`` chooses per call by ``sparse_lora_pays``.
+  (``SortedRows``), so the only extra work over a plain LoRA is one gather and one scatter per block.
+  A plan with a variable number of experts per token (DynMoLE's soft-or-top-p, GW-MoE's broadcast)
+  is split: tokens routed to every expert take the wide product, the others the grouped one;
+- ``fast`` chooses per call by ``sparse_lora_pays``, for a variable plan on the mean experts of
+  its tokens that are not routed to every expert (counted from the mask: one host sync).
 
 Both touch every real expert's weights on every call, even with no tokens (zero-length products),
 so under ZeRO-3 all ranks use the same parameters each step. Null experts (ids at or past the
@@ -44,8 +47,10 @@ class GroupedExperts(Protocol):
 
 
 class Dispatch(Protocol):
-    def lora_experts_computed(self, experts_per_token: float, num_experts: int) -> float:
-        """How many of a LoRA bank's ``num_experts`` a token's forward computes with (cost accounting)."""
+    def lora_experts_computed(self, experts_per_token: float, num_experts: int, assignments_per_token: float | None = None) -> float:
+        """How many of a LoRA bank's ``num_experts`` a token's forward computes with (cost accounting)
+        when it reaches ``experts_per_token`` real experts in a plan of ``assignments_per_token``
+        assignments per token (null experts included; default: the same), which decides the path."""
 
     def lora_rows(self, plan: RoutingPlan, num_real: int) -> "SortedRows | None":
         """Rows sorted by expert when a LoRA bank may run its whole MLP in that order, else None."""
@@ -66,7 +71,7 @@ class LoopDispatch:
 
     name = "loop"
 
-    def lora_experts_computed(self, experts_per_token: float, num_experts: int) -> float:
+    def lora_experts_computed(self, experts_per_token: float, num_experts: int, assignments_per_token: float | None = None) -> float:
         return experts_per_token
 
     def lora_rows(self, plan: RoutingPlan, num_real: int) -> None:
@@ -232,8 +237,9 @@ class GroupedDispatch:
             return sparse_lora_pays(experts_per_token, num_experts)
         return self.lora_mode == "sparse"
 
-    def lora_experts_computed(self, experts_per_token: float, num_experts: int) -> float:
-        return experts_per_token if self._sparse(experts_per_token, num_experts) else float(num_experts)
+    def lora_experts_computed(self, experts_per_token: float, num_experts: int, assignments_per_token: float | None = None) -> float:
+        decided = experts_per_token if assignments_per_token is None else assignments_per_token
+        return experts_per_token if self._sparse(decided, num_experts) else float(num_experts)
 
     def lora_rows(self, plan: RoutingPlan, num_real: int) -> SortedRows | None:
         if plan.dense or plan.top_idx is None or plan.top_idx.shape[1] != 1 or not self._sparse(1.0, num_real):
@@ -255,22 +261,69 @@ class GroupedDispatch:
         return _combine(out, tokens, order, plan, num_real)
 
     def lora(self, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, plan: RoutingPlan) -> torch.Tensor:
-        num, rank, width = a.shape
-        if not plan.dense and self._sparse(_experts_per_token(plan), num):
-            tokens, weights, offsets, order = sorted_assignments(plan, num)
-            h = grouped_linear(_rows(x, tokens, order, plan, num), a, offsets)
-            out = grouped_linear((h * weights.unsqueeze(-1)).to(h.dtype), b, offsets)
-            return _combine(out, tokens, order, plan, num)
-        h = F.linear(x, a.reshape(num * rank, width)).view(-1, num, rank)
-        h = h * plan.combine[:, :num, None].to(h.dtype)
-        return F.linear(h.reshape(-1, num * rank), b.permute(1, 0, 2).reshape(b.shape[1], num * rank))
+        num = a.shape[0]
+        if plan.dense:
+            return _wide_lora(x, a, b, plan.combine[:, :num])
+        if plan.top_idx is not None:
+            if self._sparse(float(plan.top_idx.shape[1]), num):
+                return _sparse_lora(x, a, b, plan, num)
+            return _wide_lora(x, a, b, plan.combine[:, :num])
+        split = VariableSplit.of(plan, num)
+        if split.rest.numel() == 0 or not self._sparse(split.rest_experts_per_token, num):
+            return _wide_lora(x, a, b, plan.combine[:, :num])
+        if split.num_full == 0:
+            return _sparse_lora(x, a, b, plan, num)
+        return split.lora(x, a, b, plan, num)
 
 
-def _experts_per_token(plan: RoutingPlan) -> float:
-    """Assignments per token: ``k`` of a top-k plan, else counted from the mask (one host sync)."""
-    if plan.top_idx is not None:
-        return float(plan.top_idx.shape[1])
-    return float(plan.mask.sum()) / max(plan.num_tokens, 1)
+def _wide_lora(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, combine: torch.Tensor) -> torch.Tensor:
+    """Every expert on every token: one product over all A, the weighting, one product over all B."""
+    num, rank, width = a.shape
+    h = F.linear(x, a.reshape(num * rank, width)).view(-1, num, rank)
+    h = h * combine[:, :, None].to(h.dtype)
+    return F.linear(h.reshape(-1, num * rank), b.permute(1, 0, 2).reshape(b.shape[1], num * rank))
+
+
+def _sparse_lora(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, plan: RoutingPlan, num: int) -> torch.Tensor:
+    """Only the selected experts: assignments sorted by expert, grouped products."""
+    tokens, weights, offsets, order = sorted_assignments(plan, num)
+    h = grouped_linear(_rows(x, tokens, order, plan, num), a, offsets)
+    out = grouped_linear((h * weights.unsqueeze(-1)).to(h.dtype), b, offsets)
+    return _combine(out, tokens, order, plan, num)
+
+
+@dataclass
+class VariableSplit:
+    """A plan without a fixed k split into its tokens routed to every real expert (``full``) and the rest.
+
+    ``rest_experts_per_token``: the mean real experts of the rest, what the cost rule decides on.
+    ``lora``: the full tokens through the wide product (they compute every expert either way), the
+    rest through the grouped one, each token's row put back in place.
+    """
+
+    full: torch.Tensor
+    rest: torch.Tensor
+    rest_experts_per_token: float
+
+    @property
+    def num_full(self) -> int:
+        return self.full.numel()
+
+    @classmethod
+    def of(cls, plan: RoutingPlan, num_real: int) -> "VariableSplit":
+        counts = plan.mask[:, :num_real].sum(-1)
+        is_full = counts == num_real
+        full, rest = is_full.nonzero().squeeze(1), (~is_full).nonzero().squeeze(1)
+        rest_assignments = float(counts.sum()) - full.numel() * num_real
+        return cls(full, rest, rest_assignments / max(rest.numel(), 1))
+
+    def lora(self, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, plan: RoutingPlan, num: int) -> torch.Tensor:
+        order = torch.cat([self.full, self.rest])
+        rows = permute_rows(x, order)
+        wide = _wide_lora(rows[: self.num_full], a, b, plan.combine[self.full, :num])
+        sub = RoutingPlan(plan.combine[self.rest], plan.mask[self.rest])
+        out = torch.cat([wide, _sparse_lora(rows[self.num_full :], a, b, sub, num)])
+        return out.new_empty(out.shape).index_copy(0, order, out)
 
 
 def _rows(x: torch.Tensor, tokens: torch.Tensor, order: torch.Tensor, plan: RoutingPlan, num_real: int) -> torch.Tensor:
