@@ -1,5 +1,6 @@
 """The DynMoLE / Mixture of Routers / GW-MoE recipes train on CPU and write their quantities to
-metrics.jsonl; the methods compose with MoMa groups; combinations that make no sense are config errors."""
+metrics.jsonl (each at the recipe's own lr, 3e-3; loss drops asserted at about half of those measured);
+the methods compose with MoMa groups; combinations that make no sense are config errors."""
 
 from __future__ import annotations
 
@@ -27,18 +28,19 @@ def run(recipe: str, tmp_path, *overrides: str) -> list[dict]:
     return [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
 
 
-def falls(values: list[float]) -> bool:
-    return sum(values[-3:]) < sum(values[:3])
+def drop(values: list[float]) -> float:
+    """Mean of the first three values minus the mean of the last three."""
+    return (sum(values[:3]) - sum(values[-3:])) / 3
 
 
 @pytest.mark.slow
 def test_dynmole_recipe_trains_and_its_entropy_loss_lowers_the_router_entropy(tmp_path):
-    on = run("dynmole.yaml", tmp_path / "on", "train.max_steps=6", "train.lr=1e-2", "model.moe.losses.entropy.coef=1.0")
-    off = run("dynmole.yaml", tmp_path / "off", "train.max_steps=6", "train.lr=1e-2", "model.moe.losses.entropy.coef=0.0")
-    assert falls([r["lm_loss"] for r in on]), [r["lm_loss"] for r in on]
+    on = run("dynmole.yaml", tmp_path / "on", "train.max_steps=8")  # the recipe's entropy loss, 0.01
+    off = run("dynmole.yaml", tmp_path / "off", "train.max_steps=8", "model.moe.losses.entropy.coef=0.0")
+    assert drop([r["lm_loss"] for r in on]) > 0.25, [r["lm_loss"] for r in on]
     entropy = [r["router"][LAYER]["dynmole_entropy"] for r in on]
-    assert entropy[-1] < entropy[0] - 0.1, entropy
-    assert entropy[-1] < off[-1]["router"][LAYER]["dynmole_entropy"] - 0.05
+    assert entropy[-1] < entropy[0] - 0.03, entropy  # measured 0.933 -> 0.875 (off: 0.933 -> 0.920)
+    assert entropy[-1] < off[-1]["router"][LAYER]["dynmole_entropy"] - 0.02
     assert "aux/moe_entropy" in on[0] and "aux/moe_entropy" not in off[0]
     last = on[-1]["router"][LAYER]
     assert 2.0 <= last["experts_per_token"] <= 6.0 and 0.0 <= last["dynmole_broadcast"] <= 1.0
@@ -46,8 +48,8 @@ def test_dynmole_recipe_trains_and_its_entropy_loss_lowers_the_router_entropy(tm
 
 @pytest.mark.slow
 def test_mor_recipe_trains_and_reports_its_main_router_entropy(tmp_path):
-    rows = run("mor.yaml", tmp_path, "train.max_steps=6", "train.lr=1e-2")
-    assert falls([r["lm_loss"] for r in rows]), [r["lm_loss"] for r in rows]
+    rows = run("mor.yaml", tmp_path, "train.max_steps=6")
+    assert drop([r["lm_loss"] for r in rows]) > 0.12, [r["lm_loss"] for r in rows]  # measured 0.28
     stats = rows[-1]["router"][LAYER]
     assert 0.0 < stats["mor_main_entropy"] <= 1.0
     assert rows[-1]["aux/mor_router_balance"] > 0
@@ -55,8 +57,8 @@ def test_mor_recipe_trains_and_reports_its_main_router_entropy(tmp_path):
 
 @pytest.mark.slow
 def test_gwmoe_recipe_trains_and_reports_its_broadcast_fraction(tmp_path):
-    rows = run("gwmoe.yaml", tmp_path, "train.max_steps=6", "train.lr=3e-3")
-    assert falls([r["lm_loss"] for r in rows]), [r["lm_loss"] for r in rows]
+    rows = run("gwmoe.yaml", tmp_path, "train.max_steps=6")
+    assert drop([r["lm_loss"] for r in rows]) > 0.6, [r["lm_loss"] for r in rows]  # measured 1.27
     for r in rows:
         stats = r["router"][LAYER]
         # at most 8 broadcast tokens per sequence, 4 sequences per batch
