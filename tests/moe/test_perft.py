@@ -185,3 +185,48 @@ def test_perft_r_composes_with_adamoe_null_experts():
     out = model(**make_batch(model))
     assert out.aux_losses["adamoe_balance"] > 0
     assert all(0 <= stats["true_experts_per_token"].item() < 3 for stats in out.router_stats.values())
+
+
+DYNMOLE_PERFT = {
+    "perft": {"variant": "R", "rank": 2, "alpha": 4},
+    "experts": {"num_experts": 6},
+    "router": {"type": "dynmole", "init_std": 0.3, "dynmole": {"top_p": 0.75, "keep_top_k": 2, "entropy_threshold": 0.9}},
+    "losses": {"balance": 0.001, "balance_type": "masked", "entropy": {"coef": 0.01, "type": "tsallis", "index": 1.1}},
+}
+
+
+def dynmole_weights(x: torch.Tensor, gate: torch.Tensor, *, top_p: float = 0.75, keep: int = 2, threshold: float = 0.9) -> torch.Tensor:
+    """DynMoLE's rule by hand: soft over all experts when the normalised Tsallis (q 1.1, eps 1e-5)
+    entropy exceeds the threshold, else top-p (the crossing expert left out) with at least ``keep``;
+    weights are the unrenormalised probabilities."""
+    probs = (x @ gate.T).softmax(-1)
+    q, num = 1.1, probs.shape[1]
+    tsallis = (1 - (probs + 1e-5).pow(q).sum(-1)) / (q - 1) / ((1 - num ** (1 - q)) / (q - 1))
+    weights = torch.zeros_like(probs)
+    for t in range(probs.shape[0]):
+        if tsallis[t] > threshold:
+            weights[t] = probs[t]
+            continue
+        total = 0.0
+        for rank, e in enumerate(probs[t].argsort(descending=True).tolist()):
+            total += probs[t, e].item()
+            if rank < keep or total <= top_p:
+                weights[t, e] = probs[t, e]
+    return weights, tsallis > threshold
+
+
+@pytest.mark.parametrize("model_type", sorted(MOE_LLMS))
+def test_perft_r_with_dynmole_routing_follows_dynmole_rule_beside_the_frozen_base_experts(model_type):
+    llm = moe_llm(model_type)
+    inject_moe(llm, MoEConfig.model_validate(DYNMOLE_PERFT))
+    perturb_adapters(llm)
+    block = llm.model.layers[0].mlp
+    core = block.core
+    x = torch.randn(1, 24, 32) * torch.linspace(0.05, 3.0, 24).view(1, 24, 1)  # small inputs: unsure routing
+    weights, soft = dynmole_weights(x[0], core.router.gate.weight)
+    assert 0 < int(soft.sum()) < 24  # both regimes occur
+    assert ((weights > 0).sum(-1)[~soft] < 6).all()  # the top-p tokens skip some experts
+    with torch.no_grad():
+        expected = core.base_moe(x)[0] + hand_delta(core, x[0], weights)
+        assert torch.allclose(block(x)[0], expected, atol=1e-5)
+
