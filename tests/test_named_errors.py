@@ -3,6 +3,7 @@ and saved models are validated when loaded (kind, every trained tensor, readable
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -71,6 +72,27 @@ def test_missing_training_data_directory_is_one_line(tmp_path, capsys):
 
 def test_prep_usage_errors_are_named_not_system_exit(tmp_path, capsys):
     _one_line_error(capsys, ["prep", "--source", "llava", "--out", str(tmp_path / "o")], "--source llava needs --input")
+
+
+def test_info_bad_gpus_is_one_line_from_the_entry_point():
+    argv = [sys.executable, "-m", "mmoe.cli", "info", TINY, "--gpus", "1,x"]
+    plain = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert plain.returncode == 2 and plain.stdout == ""
+    assert plain.stderr == "mmoe info: error: --gpus takes comma-separated integers, got '1,x'\n"
+    debug = subprocess.run([*argv, "--debug"], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "mmoe.errors.UsageError: --gpus" in debug.stderr
+
+
+def test_no_command_raises_system_exit_with_a_message():
+    """``raise SystemExit("...")`` skips the CLI's one-line format and ``--debug``; only exit codes may be raised."""
+    offenders = []
+    for path in sorted((ROOT / "mmoe").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and getattr(node.exc.func, "id", None) == "SystemExit":
+                args = node.exc.args
+                if args and isinstance(args[0], (ast.Constant, ast.JoinedStr)) and not isinstance(getattr(args[0], "value", None), int):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
 
 
 def test_tokenizer_with_custom_code_is_refused_by_name(tmp_path):

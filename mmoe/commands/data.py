@@ -22,13 +22,14 @@ def run_show(args: argparse.Namespace) -> int:
     from mmoe.data.from_model import model_text_spec, text_processor
     from mmoe.data.prepared import load_prepared
     from mmoe.data.preview import manifest_spec, render_record
+    from mmoe.errors import UsageError
 
     prepared = load_prepared(args.prepared)
     spec = model_text_spec(args.model)[0] if args.model else manifest_spec(prepared.manifest)
     try:
         print(render_record(prepared, args.index, text_processor(spec), spec.name))
     except IndexError as exc:
-        raise SystemExit(f"mmoe data show: {exc}") from None
+        raise UsageError(str(exc)) from None
     return 0
 
 

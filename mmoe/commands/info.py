@@ -21,12 +21,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mmoe.model.info import count_parameters, describe
+    from mmoe.errors import UsageError
     from mmoe.model.memory import format_memory
 
     try:
         gpus = [int(n) for n in args.gpus.split(",")]
     except ValueError:
-        raise SystemExit(f"mmoe info: --gpus takes comma-separated integers, got {args.gpus!r}") from None
+        raise UsageError(f"--gpus takes comma-separated integers, got {args.gpus!r}") from None
     if Path(args.model).is_dir():
         from mmoe.commands.common import model_from_path
 

@@ -10,6 +10,7 @@ import pytest
 from mmoe.cli import main
 from mmoe.data.prepared import load_prepared
 from mmoe.data.preview import LEGEND
+from mmoe.errors import UsageError
 
 from tests.conftest import CONFIGS
 
@@ -33,9 +34,14 @@ def test_show_marks_the_supervised_reply_and_the_image_positions(prepared, capsy
     assert "<|im_start|>user" in out and "[[<|im_start|>" not in out  # the prompt is context only
 
 
-def test_show_out_of_range_names_the_size(prepared):
-    with pytest.raises(SystemExit, match=r"--index 12 is out of range: .* holds 12 records \(0..11\)"):
-        main(["data", "show", str(prepared), "--index", "12"])
+def test_show_out_of_range_is_one_named_line(prepared, capsys):
+    capsys.readouterr()
+    assert main(["data", "show", str(prepared), "--index", "12"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert re.fullmatch(r"mmoe data: error: --index 12 is out of range: .* holds 12 records \(0..11\)\n", err)
+    with pytest.raises(UsageError, match="--index 12 is out of range"):
+        main(["--debug", "data", "show", str(prepared), "--index", "12"])
 
 
 def test_stats_lists_languages_sources_and_lengths(prepared, capsys):
