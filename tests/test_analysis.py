@@ -21,7 +21,7 @@ from mmoe.model.checkpoint import load_model
 from mmoe.model.processor import MMoEProcessor
 from mmoe.train.loop import train
 from tests.conftest import CONFIGS
-from tests.eval.conftest import mmbench_frame, write_tsv
+from tests.eval.mmbench_files import mmbench_frame, write_tsv
 from tests.train.toydata import toy_factory
 
 QUIET = ["train.progress=false", "train.report_to=[]", "train.resume=none", "train.micro_batch_size=4", "train.lr=1e-2"]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 
-from conftest import mmbench_frame
 from datasets import Dataset, DatasetDict, Features, Image, Value
 
 from mmoe.eval.circular import prepare
 from mmoe.eval.mode import resolve_mode
 from mmoe.eval.score import score
 from mmoe.eval.sources import open_benchmark
+
+from tests.eval.mmbench_files import mmbench_frame
 
 
 def _dataset():

@@ -7,12 +7,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-from conftest import mmbench_frame
 
 from mmoe.eval import load_benchmark
 from mmoe.eval.circular import prepare
 from mmoe.eval.judge import JudgeError, OpenAIJudge
 from mmoe.eval.score import score
+
+from tests.eval.mmbench_files import mmbench_frame
 
 
 class _Handler(BaseHTTPRequestHandler):

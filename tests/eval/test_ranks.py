@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import mmbench_frame, write_tsv
 
 from mmoe.eval import evaluate
 from mmoe.eval.ranks import Ranks
+
+from tests.eval.mmbench_files import mmbench_frame, write_tsv
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,6 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import mmbench_frame
 
 from mmoe.eval import BenchmarkError, load_benchmark
 from mmoe.eval.circular import expand, prepare
@@ -14,22 +13,7 @@ from mmoe.eval.report import acc_table
 from mmoe.eval.score import score
 from mmoe.eval.score_file import score_predictions
 
-# index -> prediction. Answers per row are in the comments (rotations move the answer letter).
-PREDICTIONS = {
-    241: "B",  # B
-    1000241: "答案是A",  # A
-    7: "(C)",  # C
-    1000007: "The answer is D.",  # D
-    2000007: "Fishing",  # A (Fishing is option A in rotation 2)
-    3000007: "Ответ: B",  # B
-    12: "A",  # A
-    1000012: "B。",  # B
-    2000012: "I think it is A or C",  # C, but unmatched
-    30: "Ｄ",  # D
-    1000030: "الإجابة هي A",  # A
-    2000030: "Resposta: B",  # B
-    # 3000030 (answer C) has no prediction
-}
+from tests.eval.mmbench_files import PREDICTIONS, mmbench_frame
 
 
 def test_circular_scores_by_hand(mmbench_tsv):

@@ -7,13 +7,13 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import mmbench_frame
-from test_score import PREDICTIONS
 
 from mmoe.cli import main
 from mmoe.eval import BenchmarkError, load_benchmark
 from mmoe.eval.score import score
 from mmoe.eval.score_file import score_predictions
+
+from tests.eval.mmbench_files import PREDICTIONS, mmbench_frame
 
 
 def perfect(frame: pd.DataFrame) -> pd.DataFrame:

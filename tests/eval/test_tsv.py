@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from conftest import OFFSET, QUESTIONS, mmbench_frame, png_b64
 
 from mmoe.eval import BenchmarkError, load_benchmark
 from mmoe.eval.errors import ImageDataError
 from mmoe.eval.mode import resolve_mode
 from mmoe.eval.tsv import open_rows
+
+from tests.eval.mmbench_files import OFFSET, QUESTIONS, mmbench_frame, png_b64
 
 
 def test_loads_circular_file_with_pointer_images(mmbench_tsv):
