@@ -1,23 +1,23 @@
 """``mmoe eval check``: everything ``eval run`` and ``eval score`` would later refuse, found up front.
 
 A file is read and validated as the evaluator reads it, its scoring mode resolved, its rotation groups
-checked (circular files), and every image decoded in full (a truncated image passes a header check
-but fails at generation time). The first problem raises a ``BenchmarkError`` naming file, row, index
+checked (circular files), and every distinct image decoded once, in full, by ``mmoe.images.decode`` as
+generation decodes it (a truncated image passes a header check but fails at generation time); the loader
+itself only checks headers here. The first problem raises a ``BenchmarkError`` naming file, row, index
 and column; a good file gets one line describing it.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-
-from PIL import Image
 
 from mmoe.eval.benchmark import Benchmark
 from mmoe.eval.circular import check_groups, expand
 from mmoe.eval.errors import ImageDataError
 from mmoe.eval.mode import resolve_mode
 from mmoe.eval.sources import open_benchmark
-from mmoe.images import ImageError
+from mmoe.images import EVAL_LIMITS, ImageError
 
 # Cells pandas reads as missing by default, as VLMEvalKit's loader does: mmoe keeps them as text.
 PANDAS_MISSING = {"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
@@ -34,7 +34,7 @@ def decode_all(bench: Benchmark) -> int:
         seen.add(id(row.images))
         try:
             row.load_images()
-        except (ImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        except ImageError as exc:
             raise ImageDataError(bench.source, f"image cannot be decoded ({exc})", row=row.row, index=row.index, column=column) from None
     return len(seen)
 
@@ -46,7 +46,7 @@ def pandas_missing_cells(bench: Benchmark) -> int:
 
 
 def describe(path: str | Path, language: str | None = None, split: str | None = None) -> str:
-    bench = open_benchmark(path, language, split)
+    bench = open_benchmark(path, language, split, image_limits=replace(EVAL_LIMITS, decode=False))
     choice = resolve_mode("auto", bench)
     if choice.mode == "circular":
         check_groups(bench)

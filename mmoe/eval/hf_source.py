@@ -14,6 +14,7 @@ import pandas as pd
 from mmoe.eval.benchmark import Benchmark
 from mmoe.eval.errors import BenchmarkError
 from mmoe.eval.tsv import benchmark_from_frame
+from mmoe.images import EVAL_LIMITS, ImageLimits
 from mmoe.languages import language_from_file_name, normalize_language
 
 CONFIG_LANGUAGES = {"en": "en", "cn": "zh", "cc": "zh", "ru": "ru", "ko": "ko"}
@@ -34,7 +35,8 @@ def _open(path: Path, config: str | None):
     return load_dataset(str(path), config)
 
 
-def load_hf_benchmark(path: str | Path, config: str | None = None, split: str | None = None, language: str | None = None) -> Benchmark:
+def load_hf_benchmark(path: str | Path, config: str | None = None, split: str | None = None, language: str | None = None,
+                      *, image_limits: ImageLimits = EVAL_LIMITS) -> Benchmark:
     """Read a local Hugging Face dataset; ``split`` defaults to ``dev``, then ``validation``, then the only one."""
     from datasets import DatasetDict
     from datasets import Image as ImageFeature
@@ -54,7 +56,7 @@ def load_hf_benchmark(path: str | Path, config: str | None = None, split: str | 
     frame = pd.DataFrame({column: [_cell(value) for value in data[column]] for column in data.column_names})
     name = "_".join(part for part in (path.name.split(".")[0], config, split) if part)
     lang = normalize_language(language) or CONFIG_LANGUAGES.get(config or "") or language_from_file_name(name)
-    return benchmark_from_frame(frame, name, str(path), lang, base_dir=path if path.is_dir() else path.parent)
+    return benchmark_from_frame(frame, name, str(path), lang, base_dir=path if path.is_dir() else path.parent, image_limits=image_limits)
 
 
 def _cell(value) -> str:

@@ -24,6 +24,7 @@ from mmoe.eval.benchmark import Benchmark, MCQRow
 from mmoe.eval.errors import BenchmarkError
 from mmoe.eval.table import normalised_names, parse_index, read_table
 from mmoe.eval.tsv_images import ImageResolver, cell
+from mmoe.images import EVAL_LIMITS, ImageLimits
 from mmoe.languages import declared_language, language_from_script
 
 
@@ -40,6 +41,8 @@ class BenchmarkRows:
         language: str | None = None,
         base_dir: Path | None = None,
         images: bool = True,
+        *,
+        image_limits: ImageLimits = EVAL_LIMITS,
     ) -> None:
         self.source = source
         self.names = names = normalised_names(frame, source)
@@ -56,7 +59,7 @@ class BenchmarkRows:
         self._records = frame.to_dict("records")
         self._indices = _indices(self._records, names, source)
         usable = [index if isinstance(index, int) else None for index in self._indices]
-        self._images = ImageResolver(self._records, names, usable, source, base_dir or Path(".")) if images else None
+        self._images = ImageResolver(self._records, names, usable, source, base_dir or Path("."), limits=image_limits) if images else None
 
     def __len__(self) -> int:
         return len(self._records)
@@ -127,18 +130,21 @@ class BenchmarkRows:
         )
 
 
-def open_rows(path: str | Path, language: str | None = None, images: bool = True, image_root: str | Path | None = None) -> BenchmarkRows:
+def open_rows(path: str | Path, language: str | None = None, images: bool = True, image_root: str | Path | None = None,
+              *, image_limits: ImageLimits = EVAL_LIMITS) -> BenchmarkRows:
     """Read ``path`` and check its columns. ``language`` wins over the file name, which wins over the
     questions' script. ``images=False`` skips the image columns (for files that have none). ``image_path``
-    cells must name files inside ``image_root`` (default: the file's directory)."""
+    cells must name files inside ``image_root`` (default: the file's directory). Every image passes
+    ``image_limits`` (by default decoded in full)."""
     path = Path(path)
     root = Path(image_root) if image_root is not None else path.parent
-    return BenchmarkRows(read_table(path), str(path), declared_language(language, path), base_dir=root, images=images)
+    return BenchmarkRows(read_table(path), str(path), declared_language(language, path), base_dir=root, images=images,
+                         image_limits=image_limits)
 
 
-def load_benchmark(path: str | Path, language: str | None = None, images: bool = True) -> Benchmark:
+def load_benchmark(path: str | Path, language: str | None = None, images: bool = True, *, image_limits: ImageLimits = EVAL_LIMITS) -> Benchmark:
     """Read and validate ``path`` (see ``open_rows``); the first invalid row raises."""
-    return open_rows(path, language, images).benchmark(Path(path).name.split(".")[0])
+    return open_rows(path, language, images, image_limits=image_limits).benchmark(Path(path).name.split(".")[0])
 
 
 def benchmark_from_frame(
@@ -148,9 +154,11 @@ def benchmark_from_frame(
     language: str | None = None,
     base_dir: Path | None = None,
     images: bool = True,
+    *,
+    image_limits: ImageLimits = EVAL_LIMITS,
 ) -> Benchmark:
     """Validate a frame of string cells in the TSV layout (also used for Hugging Face datasets)."""
-    return BenchmarkRows(frame, source, language, base_dir, images).benchmark(name)
+    return BenchmarkRows(frame, source, language, base_dir, images, image_limits=image_limits).benchmark(name)
 
 
 def _option_letters(names: dict[str, str], source: str) -> list[str]:

@@ -9,7 +9,7 @@ import binascii
 from pathlib import Path
 
 from mmoe.eval.errors import BenchmarkError, ImageDataError, MissingImageError
-from mmoe.images import EVAL_LIMITS, MISSING, OUTSIDE_ROOT, ImageError, read_file, resolve_in_root, verify
+from mmoe.images import EVAL_LIMITS, MISSING, OUTSIDE_ROOT, ImageError, ImageLimits, read_file, resolve_in_root, verify
 
 POINTER_MAX_CHARS = 64  # VLMEvalKit: an image cell this short names another row
 
@@ -27,10 +27,12 @@ class ImageResolver:
     """Decode each row's image cell once; follow pointer cells to the row that holds the data.
 
     ``indices`` holds each row's ``index`` (None for a row whose index is unusable, which no pointer
-    can then reach). Errors name the row whose cell is wrong."""
+    can then reach). ``limits`` are the checks every image passes (``limits.decode``: decoded in full).
+    Errors name the row whose cell is wrong."""
 
-    def __init__(self, records: list[dict], names: dict[str, str], indices: list[int | None], source: str, base_dir: Path):
-        self.records, self.names, self.source, self.base_dir = records, names, source, base_dir
+    def __init__(self, records: list[dict], names: dict[str, str], indices: list[int | None], source: str, base_dir: Path,
+                 *, limits: ImageLimits = EVAL_LIMITS):
+        self.records, self.names, self.source, self.base_dir, self.limits = records, names, source, base_dir, limits
         self.position = {index: i for i, index in enumerate(indices) if index is not None}
         self.indices = indices
         self.cache: dict[int, tuple[bytes, ...]] = {}
@@ -100,16 +102,16 @@ class ImageResolver:
     def _read_path(self, i: int, text: str) -> bytes:
         """A file inside the image root (``mmoe.images`` path policy: symlinks resolved, regular files only)."""
         try:
-            data = read_file(resolve_in_root(self.base_dir, text), EVAL_LIMITS, text)
+            data = read_file(resolve_in_root(self.base_dir, text), self.limits, text)
         except ImageError as exc:
             kind = MissingImageError if exc.reason in (MISSING, OUTSIDE_ROOT) else ImageDataError
             raise self._image_error(i, f"image file {exc}", kind, exc.reason) from None
         return self._check_image(i, data)
 
     def _check_image(self, i: int, data: bytes) -> bytes:
-        """Decoded once here, so a file that loads is a file that evaluates (truncation found up front)."""
+        """Decoded here (with ``limits.decode``), so a file that loads is a file that evaluates (truncation found up front)."""
         try:
-            verify(data, EVAL_LIMITS, "image")
+            verify(data, self.limits, "image")
         except ImageError as exc:
             raise self._image_error(i, str(exc), ImageDataError, exc.reason) from None
         return data

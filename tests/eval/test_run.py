@@ -6,11 +6,12 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import mmbench_frame, write_tsv
 
 from mmoe.cli import main
 from mmoe.eval import BenchmarkError, evaluate, load_benchmark, score_predictions
 from mmoe.eval.circular import prepare
+
+from tests.eval.mmbench_files import mmbench_frame, write_tsv
 
 
 @pytest.fixture
@@ -151,3 +152,20 @@ def test_check_decodes_every_image(tmp_path, capsys):
     frame.loc[0, "image"] = base64.b64encode(data[: len(data) // 2]).decode()
     assert main(["eval", "check", str(write_tsv(frame, tmp_path / "MMBench_DEV_EN.tsv"))]) == 2
     assert "row 1 (index 241), column 'image': image cannot be decoded" in capsys.readouterr().err
+
+
+def test_check_decodes_each_distinct_image_once(tmp_path, capsys, monkeypatch):
+    """13 rows share 4 images (pointer cells): eval check decodes 4 images, once each, in full."""
+    import mmoe.images
+
+    decoded = []
+    real_load = mmoe.images._load
+
+    def spy(image, name):
+        decoded.append(image.size)
+        return real_load(image, name)
+
+    monkeypatch.setattr(mmoe.images, "_load", spy)
+    assert main(["eval", "check", str(write_tsv(mmbench_frame(), tmp_path / "MMBench_DEV_EN.tsv"))]) == 0
+    assert "13 rows, 4 questions" in capsys.readouterr().out
+    assert decoded == [(24, 16)] * 4
