@@ -8,7 +8,7 @@ checked before any pixel is decoded, so a decompression bomb or a device file co
 Decoding: EXIF orientation is applied; 16-bit and 32-bit grey is scaled (not clipped) to 8 bits; palette,
 CMYK, YCbCr and the like are converted; transparency (alpha channels, palette or colour-key transparency)
 is composited on ``BACKGROUND`` (white, as Hugging Face image processors do). Animated images use their
-first frame.
+first frame. ``conversions`` names what decoding changes in an image (``mmoe prep`` counts these).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from mmoe.errors import MMoEError
 
@@ -31,6 +31,17 @@ BACKGROUND = (255, 255, 255)
 MISSING, OUTSIDE_ROOT, UNDECODABLE, TRUNCATED, TOO_SMALL, TOO_LARGE = (
     "missing_image", "image_outside_root", "undecodable_image", "truncated_image", "image_too_small", "image_too_large",
 )
+
+# What decoding changes beyond a plain mode conversion (``conversions``); prep reports count them.
+EXIF_ROTATED, HIGH_BIT_DEPTH_SCALED, ALPHA_COMPOSITED = "exif_rotated", "high_bit_depth_scaled", "alpha_composited"
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What ``verify`` found: the stored size (before any EXIF rotation) and the ``conversions``."""
+
+    size: tuple[int, int]
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,16 +150,37 @@ def decode_file(path: str | Path, root: str | Path | None, limits: ImageLimits =
     return decode(read_file(resolved, limits, str(path)), limits, str(path))
 
 
-def verify(data: bytes, limits: ImageLimits, name: str) -> tuple[int, int]:
-    """Check ``data`` as ``decode`` would (fully decoded when ``limits.decode``); return (width, height).
-    JPEGs decode at 1/8 scale, which still reads every coefficient, so truncation is found cheaply."""
+def verify(data: bytes, limits: ImageLimits, name: str) -> ImageInfo:
+    """Check ``data`` as ``decode`` would (fully decoded when ``limits.decode``); return its size and
+    ``conversions``. JPEGs decode at 1/8 scale, which still reads every coefficient, so truncation is
+    found cheaply."""
     image = open_checked(data, limits, name)
     size = image.size
     if limits.decode:
         if image.format == "JPEG":
             image.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
         _load(image, name)
-    return size
+    return ImageInfo(size, conversions(image))
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(ExifTags.Base.Orientation, 1))
+    except (OSError, ValueError, TypeError, SyntaxError):
+        return 1  # unreadable EXIF: decode reports it, if it matters
+
+
+def _high_bit_depth(image: Image.Image) -> bool:
+    return image.mode.startswith("I")
+
+
+def conversions(image: Image.Image) -> tuple[str, ...]:
+    """What ``to_rgb`` changes in ``image``: ``exif_rotated`` (an EXIF orientation other than upright),
+    ``high_bit_depth_scaled`` (16/32-bit grey scaled to 8 bits), ``alpha_composited`` (transparency
+    composited on ``BACKGROUND``)."""
+    checks = ((EXIF_ROTATED, 2 <= _orientation(image) <= 8), (HIGH_BIT_DEPTH_SCALED, _high_bit_depth(image)),
+              (ALPHA_COMPOSITED, _has_transparency(image)))
+    return tuple(note for note, applies in checks if applies)
 
 
 def _grey_to_8bit(image: Image.Image) -> Image.Image:
@@ -168,7 +200,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """An upright 8-bit RGB image: EXIF orientation applied, high bit depths scaled, transparency
     composited on ``BACKGROUND``."""
     image = ImageOps.exif_transpose(image)
-    if image.mode.startswith("I") or image.mode == "F":
+    if _high_bit_depth(image) or image.mode == "F":
         image = _grey_to_8bit(image)
     if _has_transparency(image):
         rgba = image.convert("RGBA")

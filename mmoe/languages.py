@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from mmoe.iso639_1 import ISO_639_1
+
 MMMB_LANGUAGES = ("en", "zh", "pt", "ar", "tr", "ru")
 UNDETERMINED = "und"
 
@@ -23,6 +25,7 @@ LANGUAGES: tuple[str, ...] = MMMB_LANGUAGES + tuple(
     ).split()
 ) + (UNDETERMINED,)
 _IDS = {code: i for i, code in enumerate(LANGUAGES)}
+DETECTABLE: tuple[str, ...] = LANGUAGES[:-1]  # what lingua can detect
 
 # Spellings seen in real data (file suffixes, locale tags, names) -> ISO 639-1.
 _ALIASES = {
@@ -58,6 +61,13 @@ def normalize_language(value: str | None) -> str | None:
         return _ALIASES[text]
     primary = text.split("-")[0]
     return _ALIASES.get(primary, primary)
+
+
+def iso_language(value: str | None) -> str | None:
+    """``normalize_language(value)`` when that is an ISO 639-1 code (``'pt-BR'`` -> ``'pt'``), else None
+    (``'klingon'``, ``'tlh'``, ``'por'``, ``'und'``)."""
+    code = normalize_language(value)
+    return code if code in ISO_639_1 else None
 
 
 def language_id(code: str | None) -> int:

@@ -21,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--input", action="append", default=[], help="input file (repeatable); a hub id or directory for --source hf")
     p.add_argument("--image-root", help="directory image paths are relative to (default: each input's directory)")
     p.add_argument("--language", help="declared language of every record (ISO 639-1, e.g. zh)")
+    p.add_argument("--langid-languages", metavar="CODES",
+                   help="languages language ID chooses among, comma-separated, or 'all' (default: en,zh,pt,ar,tr,ru plus declared ones)")
     p.add_argument("--n", type=int, default=1000, help="records to generate (--source synthetic)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (--source synthetic)")
     p.add_argument("--out", required=True, help="output directory")
@@ -57,9 +59,12 @@ def run(args: argparse.Namespace) -> int:
         raw["strict"] = True
     if args.model:
         raw["model"] = args.model
+    if args.langid_languages:
+        value = args.langid_languages.strip()
+        raw["langid"] = {**(raw.get("langid") or {}), "languages": value if value == "all" else [c.strip() for c in value.split(",") if c.strip()]}
     cfg = parse_prep_config(apply_overrides(raw, args.overrides), source=args.config or "command line")
     manifest = prepare(cfg, args.out, progress=not args.no_progress)
-    summary = {k: manifest[k] for k in ("read", "kept", "rejected", "balanced_out", "rejected_by_reason", "languages")}
+    summary = {k: manifest[k] for k in ("read", "kept", "rejected", "balanced_out", "rejected_by_reason", "languages", "undetermined", "image_notes")}
     print(json.dumps(summary, ensure_ascii=False, indent=1))
     tok = manifest["tokenizer"]
     print(f"lengths measured with tokenizer {tok['name']}, template {tok['chat_template']}, "

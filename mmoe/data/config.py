@@ -17,8 +17,20 @@ class _Source(StrictModel):
     """Fields every source has. ``name`` labels counts and report entries (default: the type)."""
 
     name: str | None = None
-    language: str | None = None  # declared for every record (a record's own ``language`` field wins)
+    language: str | None = None  # declared for every record, ISO 639-1 (a record's own ``language`` field wins)
     max_records: int | None = Field(default=None, ge=1)
+
+    @field_validator("language")
+    @classmethod
+    def _iso_639_1(cls, value: str | None) -> str | None:
+        from mmoe.languages import iso_language
+
+        if value is None:
+            return None
+        code = iso_language(value)
+        if code is None:
+            raise ValueError(f"{value!r} is not an ISO 639-1 language code (two letters, such as 'pt')")
+        return code
 
 
 class _FileSource(_Source):
@@ -95,22 +107,29 @@ class TokenizerSpec(StrictModel):
 
 
 class LangIdConfig(StrictModel):
+    """Language ID chooses among candidates: ``languages`` (default: the six MMMB languages; ``all``: every
+    language lingua knows) plus the languages the sources declare. A text with fewer than ``min_letters``
+    letters, or whose best candidate is less confident than ``min_confidence``, is ``und``."""
+
     enabled: bool = True
-    languages: list[str] | None = None  # candidate languages (default: every language lingua knows)
+    languages: list[str] | Literal["all"] | None = None
     low_accuracy: bool = False
     max_chars: int = Field(default=200, ge=1)
+    min_letters: int = Field(default=3, ge=1)
+    min_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
 
     @field_validator("languages")
     @classmethod
-    def _known(cls, value: list[str] | None) -> list[str] | None:
-        from mmoe.languages import LANGUAGES, UNDETERMINED, normalize_language
+    def _known(cls, value: list[str] | str | None) -> list[str] | str | None:
+        from mmoe.languages import DETECTABLE, normalize_language
 
-        if value is None:
-            return None
-        known = [c for c in LANGUAGES if c != UNDETERMINED]
-        bad = [v for v in value if normalize_language(v) not in known]
+        if value is None or value == "all":
+            return value
+        bad = [v for v in value if normalize_language(v) not in DETECTABLE]
         if bad:
-            raise ValueError(f"lingua cannot detect {', '.join(bad)}; supported: {' '.join(known)}")
+            raise ValueError(f"lingua cannot detect {', '.join(bad)}; supported: {' '.join(DETECTABLE)}")
+        if len(set(map(normalize_language, value))) < 2:
+            raise ValueError("give two or more candidate languages, or leave it unset for the six MMMB languages")
         return [normalize_language(v) for v in value]  # type: ignore[misc]
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from mmoe.data.balance import keep_mask, quotas
 from mmoe.data.config import PrepConfig, SyntheticSource, source_name
 from mmoe.data.dedupe import Deduper, record_key
-from mmoe.data.langid import LanguageTagger
+from mmoe.data.langid import LanguageTagger, candidate_languages
 from mmoe.data.reasons import Reason, Rejected, malformed
 from mmoe.data.records import Failure, Record, record_text
 from mmoe.data.sources import read_source
@@ -33,6 +33,7 @@ from mmoe.images import ImageLimits
 from mmoe.languages import UNDETERMINED
 
 FORMAT = "mmoe-prepared/1"
+NOTE_FILES = 20  # image paths listed per decoding conversion in the manifest
 
 
 class PrepError(MMoEError, RuntimeError):
@@ -54,6 +55,16 @@ class _Stats:
     reasons: Counter = field(default_factory=Counter)
     reasons_by_source: dict[str, Counter] = field(default_factory=dict)
     detected: Counter = field(default_factory=Counter)
+    image_notes: dict[str, Counter] = field(default_factory=dict)  # source -> conversion -> record images
+    image_note_files: dict[str, list[str]] = field(default_factory=dict)  # conversion -> first image paths
+
+    def note_images(self, source: str, images: list[tuple[str, tuple[str, ...]]]) -> None:
+        for name, notes in images:
+            for note in notes:
+                self.image_notes.setdefault(source, Counter())[note] += 1
+                files = self.image_note_files.setdefault(note, [])
+                if len(files) < NOTE_FILES:
+                    files.append(name)
 
 
 def _clean_output(out: Path) -> None:
@@ -120,18 +131,26 @@ class _Pipeline:
         self.processor = text_processor(cfg.tokenizer)
         v = cfg.validation
         self.images = ImageChecker(ImageLimits(v.min_image_side, v.max_image_pixels, v.max_image_bytes, v.decode_images))
-        self.tagger = LanguageTagger(cfg.langid.languages, cfg.langid.low_accuracy, cfg.langid.max_chars) if cfg.langid.enabled else None
+        lid = cfg.langid
+        self.tagger = LanguageTagger(
+            candidates=candidate_languages(cfg), low_accuracy=lid.low_accuracy, max_chars=lid.max_chars,
+            min_letters=lid.min_letters, min_confidence=lid.min_confidence,
+        ) if lid.enabled else None
         self.deduper = Deduper() if cfg.dedupe else None
         self.stats = _Stats()
 
-    def _check_images(self, item: tuple[Record, str | None]) -> Rejected | None:
+    def _check_images(self, item: tuple[Record, str | None]) -> Rejected | list[tuple[str, tuple[str, ...]]]:
+        """The rejection, or each image's name and what decoding converts in it."""
         record, root = item
+        noted = []
         try:
             for i, ref in enumerate(record.images):
-                self.images.check(ref, root, f"image {i} ({ref.path})" if ref.path else f"image {i}")
+                info = self.images.check(ref, root, f"image {i} ({ref.path})" if ref.path else f"image {i}")
+                if info.notes:
+                    noted.append((ref.path or f"{record.file or record.source} record {record.position} image {i}", info.notes))
         except Rejected as exc:
             return exc
-        return None
+        return noted
 
     def _length(self, record: Record) -> tuple[int, int]:
         try:
@@ -159,12 +178,14 @@ class _Pipeline:
                 out[i] = _fail(item, exc)
         image_results = pool.map(self._check_images, [batch[i] for i in alive])
         survivors = []
-        for i, error in zip(alive, image_results):
+        noted = {}
+        for i, result in zip(alive, image_results):
             record = batch[i][0]
             try:
-                if error is not None:
-                    raise error
+                if isinstance(result, Rejected):
+                    raise result
                 survivors.append((i, *self._length(record)))
+                noted[i] = result
             except Rejected as exc:
                 out[i] = _fail(record, exc)
         records = [batch[i][0] for i, _, _ in survivors]
@@ -175,6 +196,7 @@ class _Pipeline:
                 out[i] = _fail(record, Rejected(Reason.DUPLICATE, "same images and turns as an earlier record"))
                 continue
             self.stats.detected[found] += 1
+            self.stats.note_images(record.source, noted[i])
             language = self.tagger.resolve(record.language, found) if self.tagger else (record.language or UNDETERMINED)
             out[i] = record_row(record, language=language, detected=found, num_tokens=n_tokens, num_text_tokens=n_text, key=key)
         return out  # type: ignore[return-value]
@@ -294,11 +316,16 @@ def _manifest(cfg, sources, stats: _Stats, final: ShardWriter, rejected: int, ba
                 "kept": final.sources[s.name],
                 "rejected": stats.rejected[s.name],
                 "rejected_by_reason": dict(sorted(stats.reasons_by_source.get(s.name, Counter()).items())),
+                "image_notes": dict(sorted(stats.image_notes.get(s.name, Counter()).items())),
             }
             for s in sources
         },
         "languages": dict(sorted(final.languages.items())),
+        "image_notes": dict(sorted(sum(stats.image_notes.values(), Counter()).items())),
+        "image_note_files": dict(sorted(stats.image_note_files.items())),
         "detected_languages": dict(sorted(stats.detected.items())),
+        "undetermined": final.languages.get(UNDETERMINED, 0),
+        "langid_candidates": list(pipe.tagger.candidates) if pipe.tagger else [],
         "language_mismatches": {"count": sum(mismatches.values()), "pairs": dict(sorted(mismatches.items()))},
         "tokens": {**_token_stats(np.frombuffer(final.lengths, dtype=np.int32)), "tokens_per_image": cfg.tokenizer.tokens_per_image},
         "shards": final.shards,

@@ -73,6 +73,11 @@ def format_stats(manifest: dict[str, Any]) -> str:
         lines.append(f"measured with tokenizer {tok['name']}, template {tok['chat_template']} ({tok['from']})")
     if manifest["rejected_by_reason"]:
         lines += ["", "rejected by reason: " + json.dumps(manifest["rejected_by_reason"])]
+    if manifest.get("langid_candidates"):
+        lines.append(f"language ID among {' '.join(manifest['langid_candidates'])}: "
+                     f"{manifest.get('undetermined', 0)} records undetermined (und)")
+    if manifest.get("image_notes"):
+        lines.append("images converted on decoding: " + json.dumps(manifest["image_notes"]))
     mismatches = manifest.get("language_mismatches", {})
     if mismatches.get("count"):
         lines.append(f"declared vs detected language mismatches: {mismatches['count']} {json.dumps(mismatches['pairs'])}")

@@ -9,6 +9,7 @@ class Reason(str, Enum):
     """Stable codes written to ``report.json``; never rename a value."""
 
     MALFORMED_RECORD = "malformed_record"  # invalid JSON / non-UTF-8 bytes / missing field / wrong type
+    UNKNOWN_LANGUAGE = "unknown_language"  # a language field that is not an ISO 639-1 code
     MISSING_IMAGE = "missing_image"
     IMAGE_OUTSIDE_ROOT = "image_outside_root"
     UNDECODABLE_IMAGE = "undecodable_image"

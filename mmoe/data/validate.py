@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from mmoe.data.reasons import Reason, Rejected
 from mmoe.data.records import IMAGE_TOKEN, ImageRef, Record
-from mmoe.images import ImageError, ImageLimits, read_file, resolve_in_root, verify
+from mmoe.images import ImageError, ImageInfo, ImageLimits, read_file, resolve_in_root, verify
 
 def rejection(error: ImageError, name: str) -> Rejected:
     """The report entry for an image ``mmoe.images`` refused; ``name`` says which image of the record."""
@@ -46,17 +46,17 @@ class ImageChecker:
 
     def __init__(self, limits: ImageLimits) -> None:
         self.limits = limits
-        self._cache: dict[tuple[str, str], ImageError | tuple[int, int]] = {}
+        self._cache: dict[tuple[str, str], ImageError | ImageInfo] = {}
 
-    def _check_file(self, root: str, path: str) -> ImageError | tuple[int, int]:
+    def _check_file(self, root: str, path: str) -> ImageError | ImageInfo:
         try:
             resolved = resolve_in_root(root, path)
             return verify(read_file(resolved, self.limits, path), self.limits, path)
         except ImageError as exc:
             return exc
 
-    def check(self, ref: ImageRef, root: str | None, name: str) -> tuple[int, int]:
-        """(width, height) of a record's image, or ``Rejected`` naming ``name`` and the reason."""
+    def check(self, ref: ImageRef, root: str | None, name: str) -> ImageInfo:
+        """Size and decoding conversions of a record's image, or ``Rejected`` naming ``name`` and the reason."""
         try:
             if ref.data is not None:
                 return verify(ref.data, self.limits, name)

@@ -15,7 +15,7 @@ from mmoe.languages import LANGUAGES, language_id, normalize_language
 
 
 def test_lingua_separates_close_languages():
-    tagger = LanguageTagger(["en", "zh", "pt", "es", "ar", "fa", "tr", "az", "ru", "mk", "bg", "uk"])
+    tagger = LanguageTagger(candidates=["en", "zh", "pt", "es", "ar", "fa", "tr", "az", "ru", "mk", "bg", "uk"])
     texts = [
         "Qual é a cor do quadrado que aparece na imagem?",
         "Какого цвета квадрат, который изображён на картинке?",
@@ -34,6 +34,7 @@ def test_declared_language_wins_and_mismatch_is_counted():
     assert tagger.resolve("zh-CN", "en") == "zh"
     assert tagger.resolve(None, "pt") == "pt"
     assert tagger.resolve("cn", "zh") == "zh"
+    assert tagger.resolve("de", "en") == "de"  # not a candidate: detection could not have found it, no mismatch
     assert dict(tagger.mismatches) == {"zh->en": 1}
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mmoe.data.reasons import Rejected, malformed
+from mmoe.data.reasons import Reason, Rejected, malformed
 from mmoe.data.records import IMAGE_TOKEN, Failure, Record
+from mmoe.languages import iso_language
 from mmoe.tokenization.templates import Turn
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -83,9 +84,17 @@ def images_to_front(turns: list[Turn]) -> list[Turn]:
 
 
 def declared_language(obj: dict, default: str | None) -> str | None:
+    """The record's own ``language`` (or ``lang``) as a normalised ISO 639-1 code, else ``default``;
+    anything else there is refused, naming the field and the value."""
     for key in ("language", "lang"):
-        if isinstance(obj.get(key), str) and obj[key].strip():
-            return text_field(obj[key], key)
+        value = obj.get(key)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        text = text_field(value, key)
+        code = iso_language(text)
+        if code is None:
+            raise Rejected(Reason.UNKNOWN_LANGUAGE, f"field '{key}' is {text!r}, not an ISO 639-1 language code (two letters, such as 'pt')")
+        return code
     return default
 
 
