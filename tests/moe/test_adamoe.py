@@ -135,3 +135,16 @@ def test_adamoe_composes_with_token_choice_moma_groups():
 def test_adamoe_config_errors_say_why(overrides, match):
     with pytest.raises(ConfigError, match=match):
         recipe("methods/adamoe", *overrides)
+
+
+@pytest.mark.parametrize("experts, sparse", [(4, False), (16, True)])
+def test_flops_saved_per_null_pick_use_the_dispatch_path_chosen_for_the_real_k(experts, sparse):
+    """LoRA experts, top-4 of true + 8 null: ``fast`` decides on k=4 picks per token; with 4 true experts
+    (4 * 4 > 4) it computes every expert, so a null pick saves nothing; with 16 (4 * 4 <= 16) it computes
+    only the picked ones, so each null pick saves one expert's forward FLOPs, 2 * r * (in + out) summed
+    over gate/up/down: 2 * 8 * ((128 + 256) * 2 + (256 + 128)) = 18432 (r 8, width 128, MLP 256)."""
+    model = tiny_model(
+        "methods/adamoe", "model.moe.experts={type: lora, num_experts: %d, num_null_experts: 8, lora: {rank: 8, alpha: 16}}" % experts,
+    )
+    router = model.moe_blocks()[0].core.router
+    assert router.flops_per_expert == (18432 if sparse else 0)

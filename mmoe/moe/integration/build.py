@@ -16,9 +16,12 @@ from mmoe.moe.methods.moma import AuxRoutedRouter, AuxRouter, ModalityGroups
 from mmoe.moe.methods.perft import AllExpertsRouter, BaseGateRouter, PERFTLayer, build_peft_experts
 
 
-def _flops_per_expert(bank: nn.Module, dispatch: Dispatch) -> float:
-    """Forward FLOPs one more selected expert costs a token under ``dispatch`` (0 if it computes all anyway)."""
-    return 2 * (bank.cost_per_token(1.0, dispatch)[1] - bank.cost_per_token(0.0, dispatch)[1])
+def _flops_per_expert(bank: nn.Module, dispatch: Dispatch, k: int) -> float:
+    """Forward FLOPs one more true expert costs a token of a top-``k`` plan (null picks included)
+    under ``dispatch``, which chooses its path for k assignments per token (0 if that path computes
+    every expert anyway)."""
+    computed = bank.cost_per_token(float(k), dispatch, assignments_per_token=float(k))[1]
+    return 2 * (computed - bank.cost_per_token(float(k - 1), dispatch, assignments_per_token=float(k))[1])
 
 
 def _router(cfg: MoEConfig, *, dim: int, bank: nn.Module, dispatch: Dispatch) -> nn.Module:
@@ -30,7 +33,7 @@ def _router(cfg: MoEConfig, *, dim: int, bank: nn.Module, dispatch: Dispatch) ->
     balance = AdaMoEBalanceLoss(ada.balance, bank.num_experts, ada.null_bucket) if ada.balance > 0 else None
     return AdaMoERouter(
         dim, routable, num_real=bank.num_experts, top_k=r.top_k, renormalize=ada.renormalize, balance=balance,
-        flops_per_expert=_flops_per_expert(bank, dispatch), score=r.score, jitter=r.jitter, init_std=r.init_std,
+        flops_per_expert=_flops_per_expert(bank, dispatch, r.top_k), score=r.score, jitter=r.jitter, init_std=r.init_std,
     )
 
 
