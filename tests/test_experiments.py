@@ -1,4 +1,4 @@
-"""``experiments/``: every study file and arm recipe loads; the runner at a micro size writes the table
+"""``experiments/``: every study file and arm recipe loads; the runner at a micro size (mole_vs_lora, adamoe_vs_topk) writes the table
 and the curves it promises, with the same numbers for the same seed, its arms starting from the study's
 base model; the table's noise verdicts, router separation and measured FLOPs."""
 
@@ -114,6 +114,24 @@ def test_every_arm_starts_from_the_seeds_base_model(micro_runs):
     assert first_steps["lora"] == pytest.approx(first_steps["mole"], abs=1e-6)
     base_metrics = (tmp_path / "seed0/base/metrics.jsonl").read_text().splitlines()
     assert len(base_metrics) == 2 and first_steps["lora"] < json.loads(base_metrics[0])["lm_loss"]  # the base learned
+
+
+@pytest.mark.slow
+def test_adamoe_study_repeats_its_numbers_and_measures_the_null_expert_saving(tmp_path):
+    """adamoe_vs_topk at a micro size with two analysis batches (10 held-out records), twice with seed 0."""
+    study = load_study(EXPERIMENTS / "adamoe_vs_topk.yaml")
+    micro = SizeConfig(train_records=12, test_records=10, steps=2, micro_batch_size=4)
+    study = study.model_copy(update={"sizes": {**study.sizes, "small": micro}})
+    first, second = (run_study(study, size="small", seeds=[0], out=tmp_path / run) for run in ("a", "b"))
+    assert first["runs"] == second["runs"]
+    topk, adamoe = first["runs"]["topk"]["0"], first["runs"]["adamoe"]["0"]
+    assert topk["moe_flops_measured"] == topk["moe_flops_per_token"]  # top-2 computes its 2 experts
+    analysis = json.loads((tmp_path / "a/seed0/adamoe/analysis/analysis.json").read_text())
+    modules = analysis["categories"]["all"]["modules"]
+    assert len(modules) == 2 and all(0.0 < m["true_experts_per_token"] < 4.0 for m in modules.values())
+    # 4 true experts at k=4 cost twice top-2's expert FLOPs; the measured saving comes off that
+    saved = sum(m["expert_flops_saved"] for m in modules.values())
+    assert adamoe["moe_flops_measured"] == pytest.approx(2 * topk["moe_flops_per_token"] - saved, rel=0.01)
 
 
 def _cost(name: str, *, null: int, computed: float, saved: float) -> LayerCost:
