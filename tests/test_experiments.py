@@ -1,6 +1,6 @@
-"""``experiments/``: every study file and arm recipe loads; the runner at a micro size (mole_vs_lora, adamoe_vs_topk) writes the table
-and the curves it promises, with the same numbers for the same seed, its arms starting from the study's
-base model; the table's noise verdicts, router separation and measured FLOPs."""
+"""``experiments/``: every study file and arm recipe loads; the runner at a micro size (mole_vs_lora,
+adamoe_vs_topk) writes the table and the curves it promises, with the same numbers for the same seed, its
+arms starting from the study's base model; the table's noise verdicts, router separation, measured FLOPs."""
 
 from __future__ import annotations
 
