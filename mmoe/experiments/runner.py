@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mmoe.experiments.config import StudyConfig
@@ -100,12 +100,13 @@ def moe_flops_measured(costs: list, summary: dict) -> float:
         flops = cost.flops
         if cost.null_experts:
             flops = cost.flops + cost.flops_saved - modules[cost.name]["expert_flops_saved"]
-        measured.append(type(cost)(**{**vars(cost), "computed_params": flops / 2}))
+        measured.append(replace(cost, computed_params=flops / 2))
     return moe_flops_per_token(measured)
 
 
 def _train(study: StudyConfig, arm: str | None, *, data: SeedData, records: Path, steps: int, batch: int, eval_every: int, seed: int, out: Path,
            base: Path | None):
+    """Train one recipe (an arm, or the base model for ``arm=None``) on ``records``, from ``base``'s groups if given."""
     from mmoe.config import load_config
     from mmoe.train.loop import train
 
