@@ -1,6 +1,6 @@
 """Run named cases and report them: a table on stdout and a JSON document.
 
-JSON (``schema: mmoe-bench/1``): run facts (device, dtype, size, rounds, torch version, CPU
+JSON (``schema: mmoe-bench/1``): run facts (device, dtype, size, clock, rounds, torch version, CPU
 threads, date, commit) and per case its ``params``, ``unit``, ``variants`` (median/p25/p75 of
 per-round times), ``ratios`` (``{label: {variant, baseline, median, p25, p75}}`` of per-round time
 ratios), ``seconds`` (wall time of the case) and case-specific figures (rates, memory, goals).
@@ -27,6 +27,7 @@ CASES = {
     "lora_experts": ("mmoe.bench.lora_experts", "MoLE layer vs plain LoRA (mmoe, peft) vs frozen MLP, fwd+bwd"),
     "dynmole_experts": ("mmoe.bench.dynmole_experts", "DynMoLE-routed LoRA experts: every expert (wide) vs only the selected (sparse, fast)"),
     "ffn_experts": ("mmoe.bench.ffn_experts", "FFN experts (top-1/2, expert choice, null, groups) vs dense MLP of equal active FLOPs"),
+    "routing_methods": ("mmoe.bench.routing_methods", "MoR, GW-MoE, DynMoLE, AdaMoE, FactorLLM vs plain top-k on the same bank, fwd+bwd"),
     "parrot_projector": ("mmoe.bench.parrot_projector", "Parrot MoE projector vs MLP projector, fwd+bwd"),
     "train_step": ("mmoe.bench.train_step", "joint model step: MoLE vs peft LoRA vs full fine-tuning (tokens/s, memory, MFU)"),
     "data_pipeline": ("mmoe.bench.data_pipeline", "decode/resize/tokenise/collate samples/s per core vs the step's consumption"),
@@ -53,7 +54,7 @@ def run_cases(names: list[str], settings: BenchSettings, progress: Callable[[str
     report = {
         "schema": SCHEMA,
         "device": settings.device.type, "device_name": device_name, "dtype": str(settings.dtype).removeprefix("torch."),
-        "size": settings.size, "warmup": settings.warmup, "repeats": settings.repeats,
+        "size": settings.size, "clock": settings.clock, "warmup": settings.warmup, "repeats": settings.repeats,
         "torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "commit": _commit(),
         "cases": {},
@@ -74,7 +75,7 @@ def run_cases(names: list[str], settings: BenchSettings, progress: Callable[[str
 def table(report: dict) -> str:
     """Plain-text table: per case, each variant's median and spread, then each ratio."""
     lines = [f"mmoe bench: {report['device']} ({report['device_name']}), {report['dtype']}, size {report['size']}, "
-             f"{report['repeats']} rounds after {report['warmup']} warm-up, commit {report['commit']}"]
+             f"{report['clock']} clock, {report['repeats']} rounds after {report['warmup']} warm-up, commit {report['commit']}"]
     for name, case in report["cases"].items():
         lines.append(f"\n{name} ({case['seconds']:.1f} s)")
         for variant, s in case["variants"].items():

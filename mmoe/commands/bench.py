@@ -1,4 +1,4 @@
-"""``mmoe bench [CASE ...] [--list] [--device cpu|cuda] [--dtype ...] [--size ...] [--json OUT]``."""
+"""``mmoe bench [CASE ...] [--list] [--device cpu|cuda] [--dtype ...] [--size ...] [--clock wall|cpu] [--json OUT]``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="shapes: tiny (smoke test), cpu (minutes on 2 cores; the default on cpu), full (the issue's GPU shapes; default on cuda)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=7, help="interleaved timed rounds per case")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall: elapsed time; cpu: this process's CPU time (cpu device only), steadier when other jobs share the cores")
     p.add_argument("--json", dest="json_out", default=None, help="write the full report as JSON here")
     p.set_defaults(run=run)
 
@@ -38,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.device == "cuda" and not torch.cuda.is_available():
         raise MMoEError("--device cuda: no CUDA device is available to this process")
+    if args.clock == "cpu" and args.device != "cpu":
+        raise MMoEError("--clock cpu counts this process's CPU time and does not see GPU work: use --clock wall with --device cuda")
     if args.warmup < 0 or args.repeats < 1:
         raise MMoEError(f"--warmup must be >= 0 and --repeats >= 1 (got {args.warmup}, {args.repeats})")
     unknown = [c for c in args.cases if c not in CASES]
@@ -50,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         size=args.size or ("full" if cuda else "cpu"),
         warmup=args.warmup,
         repeats=args.repeats,
+        clock=args.clock,
     )
     def progress(name: str, seconds: float) -> None:
         print(f"mmoe bench: {name} done in {seconds:.1f} s", file=sys.stderr, flush=True)
