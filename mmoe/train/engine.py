@@ -70,7 +70,14 @@ def build_engine(model: torch.nn.Module, cfg: TrainConfig, groups: list[dict], w
     ``total_steps`` is the schedule's length (``max_steps``, or ``epochs`` converted by the loop).
     """
     import deepspeed
+    from deepspeed.accelerator import get_accelerator
 
+    accelerator = get_accelerator()
+    if training_precision(cfg) == "fp16" and not accelerator.is_fp16_supported():
+        raise ConfigError(
+            f"train.precision=fp16: DeepSpeed's {accelerator.device_name()} accelerator reports no fp16 support on this "
+            "machine (on CPU it needs oneDNN fp16 kernels); use train.precision=bf16 or fp32"
+        )
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     warmup = int(cfg.warmup_ratio * total_steps)
     if cfg.schedule == "cosine":

@@ -137,8 +137,25 @@ def test_wandb_requested_but_missing_says_so_before_training(tmp_path, monkeypat
     assert not (tmp_path / "metrics.jsonl").exists()
 
 
-def test_fp16_overflow_lowers_the_loss_scale_instead_of_stopping(tmp_path):
+def _fp16_probe(monkeypatch, supported: bool) -> None:
+    """Pin DeepSpeed's fp16 capability probe: on CPU it reads the host's oneDNN kernels, which differ by machine,
+    while torch itself computes fp16 on any CPU, so both outcomes are tested on every machine."""
+    from deepspeed.accelerator import get_accelerator
+
+    monkeypatch.setattr(type(get_accelerator()), "is_fp16_supported", lambda self: supported)
+
+
+def test_fp16_without_accelerator_support_is_a_named_config_error(tmp_path, monkeypatch):
+    _fp16_probe(monkeypatch, False)
+    cfg = _cfg(tmp_path / "run", "train.max_steps=1", "train.precision=fp16")
+    with pytest.raises(ConfigError, match=r"train.precision=fp16: DeepSpeed's cpu accelerator reports no fp16 support"):
+        train(cfg, toy_factory, lambda *a: None)
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_fp16_overflow_lowers_the_loss_scale_instead_of_stopping(tmp_path, monkeypatch):
     # A 2**30 start overflows fp16 gradients: DeepSpeed skips those updates and lowers the scale; training goes on.
+    _fp16_probe(monkeypatch, True)
     ds = tmp_path / "fp16.json"
     ds.write_text(json.dumps({"fp16": {"initial_scale_power": 30, "hysteresis": 1}, "zero_optimization": {"stage": 2}}))
     cfg = _cfg(tmp_path / "run", "train.max_steps=3", "train.precision=fp16", f"train.deepspeed={ds}")
