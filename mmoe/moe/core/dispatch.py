@@ -152,10 +152,14 @@ def _grouped_mm_runs(device: torch.device, dtype: torch.dtype) -> bool:
     return _GROUPED_MM_OK[key]
 
 
-def grouped_linear(x: torch.Tensor, weight: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """Rows of ``x`` (sorted by group) times each group's ``weight[g]`` (``[G, out, in]``, nn.Linear layout)."""
+def grouped_linear(x: torch.Tensor, weight: torch.Tensor, offsets: torch.Tensor, *, grouped_mm: bool = True) -> torch.Tensor:
+    """Rows of ``x`` (sorted by group) times each group's ``weight[g]`` (``[G, out, in]``, nn.Linear layout).
+
+    ``F.grouped_mm`` where it runs (16-byte aligned widths, one dtype, the probe passed); else, or
+    with ``grouped_mm=False`` (the reference), one ``F.linear`` per group.
+    """
     aligned = all((n * x.element_size()) % 16 == 0 for n in (weight.shape[1], weight.shape[2]))
-    if aligned and x.dtype == weight.dtype and _grouped_mm_runs(x.device, x.dtype):
+    if grouped_mm and aligned and x.dtype == weight.dtype and _grouped_mm_runs(x.device, x.dtype):
         return _ContiguousGrad.apply(F.grouped_mm(x, weight.transpose(-2, -1), offs=offsets))
     counts = torch.diff(offsets, prepend=offsets.new_zeros(1)).tolist()
     parts = [F.linear(chunk, weight[g]) for g, chunk in enumerate(torch.split(x[: offsets[-1]], counts))]
