@@ -18,6 +18,13 @@ ATTENTION_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text")
 # HF ``model_type``s whose sparse MoE blocks PERFT wraps (their ``mlp.gate`` returns logits, top-k weights, indices).
 PERFT_ARCHITECTURES = ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe")
+# HF ``model_type``s whose sparse MoE blocks ``experts.ffn.init: native`` adopts as mmoe MoE layers
+# (softmax top-k gate + stacked gate_up/down experts, no shared expert).
+NATIVE_ARCHITECTURES = ("mixtral", "qwen3_moe", "olmoe")
+NOT_NATIVE = {
+    "qwen2_moe": "its sparse-MoE blocks add a sigmoid-gated shared expert to the routed ones, which an mmoe MoE "
+    "layer does not model; PERFT (model.moe.perft) wraps Qwen2-MoE blocks as they are",
+}
 
 
 def unsupported_architecture(model_type: str) -> str:
@@ -27,6 +34,17 @@ def unsupported_architecture(model_type: str) -> str:
         + ". An LLM that is itself a mixture of experts trains as it is, its own experts and gates in the 'llm' "
         "group; to add routed PEFT experts beside them use PERFT (model.moe.perft) on "
         + ", ".join(PERFT_ARCHITECTURES)
+        + "; to train its own routers or experts as mmoe's 'routers' / 'experts' (RoMA, Router Lens, CEFT) adopt "
+        "them with moe.experts.ffn.init=native on " + ", ".join(NATIVE_ARCHITECTURES)
+    )
+
+
+def native_needs_moe_llm(model_type: str) -> str:
+    why = NOT_NATIVE.get(model_type, "it is not an MoE LLM whose sparse-MoE blocks mmoe can adopt")
+    return (
+        f"moe.experts.ffn.init=native adopts an MoE LLM's own sparse-MoE blocks, but LLM architecture "
+        f"'{model_type}' is not one it adopts ({', '.join(NATIVE_ARCHITECTURES)}): {why}. For a dense LLM use "
+        "ffn.init=upcycle or random"
     )
 
 
@@ -42,6 +60,8 @@ def architecture_error(model_type: str, cfg: "MoEConfig") -> str | None:
     """Why ``cfg`` cannot go into an LLM of ``model_type`` (None: it can)."""
     if cfg.perft is not None:
         return None if model_type in PERFT_ARCHITECTURES else perft_needs_moe_llm(model_type)
+    if cfg.adopts_native:
+        return None if model_type in NATIVE_ARCHITECTURES else native_needs_moe_llm(model_type)
     return None if model_type in SUPPORTED_ARCHITECTURES else unsupported_architecture(model_type)
 
 
@@ -83,20 +103,24 @@ class FFNExpertConfig(StrictModel):
     dense intermediate size), then adds ``noise`` x (per-matrix std) Gaussian noise so experts can diverge.
     ``init: split`` partitions the dense FFN's intermediate neurons into ``num_experts`` disjoint experts
     (FactorLLM; ``intermediate_size`` is then the dense size / num_experts): all experts together are
-    the dense FFN. ``activation`` defaults to the dense FFN's own activation when upcycling or
-    splitting, else silu (glu) / gelu (mlp).
+    the dense FFN. ``init: native`` adopts the sparse-MoE block an MoE LLM already has (Mixtral, OLMoE,
+    Qwen3-MoE): its experts become the bank and its gate the router, the same function (see
+    ``mmoe.moe.integration.native``); ``moe.experts.num_experts``, ``moe.router.top_k`` and
+    ``moe.router.renormalize`` state the model's own values and are checked against it.
+    ``activation`` defaults to the dense FFN's own activation when upcycling or splitting (the native
+    experts' when adopting), else silu (glu) / gelu (mlp).
     """
 
     kind: Literal["glu", "mlp"] = "glu"
     activation: Literal["silu", "gelu", "gelu_tanh", "relu"] | None = None
     intermediate_size: int | None = Field(None, gt=0)
-    init: Literal["upcycle", "split", "random"] = "upcycle"
+    init: Literal["upcycle", "split", "random", "native"] = "upcycle"
     noise: float = Field(0.0, ge=0.0)
     init_std: float = Field(0.02, gt=0)
 
     @model_validator(mode="after")
     def _upcycle(self) -> "FFNExpertConfig":
-        if self.init in ("upcycle", "split") and self.kind != "glu":
+        if self.init in ("upcycle", "split", "native") and self.kind != "glu":
             raise ValueError(f"ffn.init={self.init} copies a gate/up/down FFN and needs ffn.kind=glu (or use init=random)")
         return self
 
@@ -375,6 +399,31 @@ def _factorllm_errors(cfg: "MoEConfig") -> list[str]:
     return errors
 
 
+def _native_errors(cfg: "MoEConfig") -> list[str]:
+    """What contradicts adopting the LLM's own sparse-MoE blocks (``experts.ffn.init: native``)."""
+    ffn = cfg.experts.ffn
+    if ffn.init != "native":
+        return []
+    where = "moe.experts.ffn.init=native adopts the LLM's own sparse-MoE blocks with their function unchanged"
+    if cfg.experts.type != "ffn":
+        return [f"{where}: their experts are full FFNs, set moe.experts.type=ffn"]
+    errors = []
+    if cfg.experts.num_experts is None:
+        errors.append(f"{where}: state their expert count in moe.experts.num_experts (checked against the model)")
+    changed = [key for key, value in (("activation", ffn.activation), ("intermediate_size", ffn.intermediate_size)) if value is not None]
+    changed += ["noise"] if ffn.noise > 0 else []
+    if changed:
+        errors.append(f"{where}: moe.experts.ffn.{', moe.experts.ffn.'.join(changed)} would change the native experts; leave unset")
+    if cfg.router.type != "top_k" or cfg.router.score != "softmax" or cfg.router.gw is not None:
+        errors.append(f"{where}: their gates route softmax top-k, set moe.router.type=top_k, score=softmax and no gw")
+    if cfg.experts.num_null_experts or cfg.adamoe is not None or cfg.groups is not None or cfg.factorllm is not None or cfg.perft is not None:
+        errors.append(
+            f"{where}: null experts, AdaMoE, modality groups, FactorLLM and PERFT add or rebuild experts; drop them "
+            "(PERFT wraps the native blocks itself)"
+        )
+    return errors
+
+
 def _perft_errors(cfg: "MoEConfig") -> list[str]:
     p = cfg.perft
     if p is None:
@@ -429,7 +478,7 @@ class MoEConfig(StrictModel):
 
     @model_validator(mode="after")
     def _methods(self) -> "MoEConfig":
-        errors = _adamoe_errors(self) + _factorllm_errors(self) + _perft_errors(self)
+        errors = _native_errors(self) + _adamoe_errors(self) + _factorllm_errors(self) + _perft_errors(self)
         if errors:
             raise ValueError("; ".join(errors))
         return self
@@ -491,6 +540,11 @@ class MoEConfig(StrictModel):
                 "moe.losses.z_loss with moe.router.mor.combine=probs: the mixed router has no logits of its own "
                 "(its log-probabilities have logsumexp 0), so the z-loss would be 0; use combine=logits or z_loss=0"
             )
+
+    @property
+    def adopts_native(self) -> bool:
+        """The LLM's own sparse-MoE blocks become mmoe MoE layers (``experts.ffn.init: native``)."""
+        return self.experts.type == "ffn" and self.experts.ffn.init == "native"
 
     def expert_counts(self) -> dict[str, int]:
         """Routed experts per group (``all`` when there are no modality groups)."""

@@ -103,6 +103,21 @@ class FFNExperts(nn.Module):
                     mine.add_(torch.randn_like(mine) * noise * source.float().std().to(mine.dtype))
         return bank.to(gate.device)
 
+    @classmethod
+    def from_fused(cls, *, gate_up: torch.Tensor, down: torch.Tensor, activation: nn.Module) -> "FFNExperts":
+        """Glu experts with exactly the given stacked weights: ``gate_up [E, 2I, D]`` (gate rows first,
+        then up, as HF stores MoE experts) and ``down [E, D, I]``. Built on the meta device and then
+        allocated where the weights are, so no time goes into an init that is overwritten."""
+        num, inter, hidden = gate_up.shape[0], gate_up.shape[1] // 2, gate_up.shape[2]
+        with torch.device("meta"):
+            bank = cls(num_experts=num, hidden=hidden, intermediate=inter, kind="glu", activation=activation, dtype=gate_up.dtype)
+        bank = bank.to_empty(device=gate_up.device)
+        with torch.no_grad():
+            bank.gate_proj.copy_(gate_up[:, :inter])
+            bank.up_proj.copy_(gate_up[:, inter:])
+            bank.down_proj.copy_(down)
+        return bank
+
     def _hidden(self, up: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
         return self.act(gate) * up if gate is not None else self.act(up)
 

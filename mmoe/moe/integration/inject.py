@@ -4,7 +4,9 @@ Supported architectures have decoder layers at ``model.layers`` whose ``mlp`` is
 MLP (``down(act(gate x) * up x)``); the selected layers' ``mlp`` submodules are replaced by
 ``MoEBlock``s and everything else stays the unmodified HF model. With ``moe.perft`` the LLM is an
 MoE (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE): each selected layer's HF sparse-MoE block becomes a
-submodule of a PERFT block, which calls it and adds routed PEFT experts.
+submodule of a PERFT block, which calls it and adds routed PEFT experts. With
+``moe.experts.ffn.init: native`` (Mixtral, Qwen3-MoE, OLMoE) each selected sparse-MoE block is
+replaced by an MoE block that adopts its gate and experts (``mmoe.moe.integration.native``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from mmoe.config.errors import ConfigError
 from mmoe.moe.integration.build import build_block, build_perft_block
 from mmoe.moe.config import MLP_TARGETS, MoEConfig, architecture_error
 from mmoe.moe.core.lora_linear import add_attention_lora
+from mmoe.moe.integration.native import adopt_native_block
 from mmoe.moe.methods.perft import sparse_block_class
 
 
@@ -59,24 +62,28 @@ def _check_mlp(mlp: nn.Module, index: int) -> None:
         )
 
 
-def _check_sparse(mlp: nn.Module, kind: str, index: int) -> None:
+def _check_sparse(mlp: nn.Module, kind: str, index: int, method: str) -> None:
     expected = sparse_block_class(kind)
     if not isinstance(mlp, expected):
         raise UnsupportedArchitecture(
             f"decoder layer {index}: {type(mlp).__name__} is not {kind}'s sparse MoE block {expected.__name__} (a dense "
-            "layer?); PERFT adds experts beside an MoE block: list only MoE layers in moe.layers"
+            f"layer?); {method}: list only MoE layers in moe.layers"
         )
 
 
 def inject_moe(llm: nn.Module, cfg: MoEConfig) -> None:
-    """Replace the selected MLPs by MoE blocks, or wrap their sparse-MoE blocks in PERFT blocks (and add
-    attention LoRA if configured)."""
+    """Replace the selected MLPs by MoE blocks, wrap their sparse-MoE blocks in PERFT blocks, or adopt
+    those as MoE blocks (and add attention LoRA if configured)."""
     layers = decoder_layers(llm, cfg)
+    kind = model_type(llm)
     for index in select_layers(cfg.layers, len(layers)):
         mlp = layers[index].mlp
         if cfg.perft is not None:
-            _check_sparse(mlp, model_type(llm), index)
+            _check_sparse(mlp, kind, index, "PERFT adds experts beside an MoE block")
             layers[index].mlp = build_perft_block(mlp, cfg, dim=llm.config.hidden_size)
+        elif cfg.adopts_native:
+            _check_sparse(mlp, kind, index, "moe.experts.ffn.init=native adopts an MoE block")
+            layers[index].mlp = adopt_native_block(mlp, cfg, model_type=kind, index=index)
         else:
             _check_mlp(mlp, index)
             layers[index].mlp = build_block(mlp, cfg)
