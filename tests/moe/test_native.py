@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
+from mmoe.config import load_config
 from mmoe.model.parts import parameter_groups
 from mmoe.moe.config import MoEConfig
 from mmoe.moe.core.experts import FFNExperts
@@ -17,6 +18,10 @@ from mmoe.moe.core.routers import TopKRouter
 from mmoe.moe.integration.inject import UnsupportedArchitecture, inject_moe
 from mmoe.moe.integration.native import NativeMismatch, adopt_native_block
 from mmoe.moe.methods.perft import sparse_block_class
+from mmoe.moe.methods.router_lens import read_selection, select_experts
+from mmoe.train.loop import train
+from tests.conftest import CONFIGS
+from tests.train.toydata import recording_factory
 
 # case -> (model_type, its config's expert settings, whether its gate renormalises the top-k weights)
 BLOCKS = {
@@ -180,3 +185,28 @@ def test_mixtral_training_jitter_on_the_experts_inputs_is_refused():
 def test_native_config_refuses_what_would_change_the_adopted_function(moe, message):
     with pytest.raises(ValueError, match=message):
         MoEConfig.model_validate(moe)
+
+
+NATIVE_LENS = [  # configs/methods/perft.yaml's tiny OLMoE (4 experts, top-2), its blocks adopted; Router Lens's router phase
+    "model.moe={layers: all, experts: {type: ffn, num_experts: 4, ffn: {init: native}}, router: {type: top_k, top_k: 2}}",
+    "train.stage={name: router_lens, trainable: [routers]}", "train.router_lens={top_experts: 2}",
+    "train.progress=false", "train.report_to=[]", "train.resume=none", "train.micro_batch_size=4", "train.max_steps=4",
+]
+
+
+def test_a_native_recipe_trains_the_adopted_routers_only_and_router_lens_counts_them(tmp_path):
+    cfg = load_config(CONFIGS / "methods" / "perft.yaml", [*NATIVE_LENS, f"train.output_dir={tmp_path}"])
+    box = {}
+    train(cfg, recording_factory(box))
+    model, before = box["model"], box["before"]
+    groups = parameter_groups(model)
+    moved = {n: (p.detach() - before[n]).abs().max().item() for n, p in model.named_parameters()}
+    assert {groups[n] for n, m in moved.items() if m > 0} == {"routers"}
+    routers = [n for n in groups if groups[n] == "routers"]
+    assert routers == [f"llm.model.layers.{i}.mlp.core.router.gate.weight" for i in range(2)]
+    assert min(moved[n] for n in routers) > 1e-4  # 4 AdamW steps at lr 3e-3 (warmup included)
+    assert all(moved[n] == 0.0 for n in groups if groups[n] == "experts")  # the adopted experts stay bit-identical
+    selection = read_selection(tmp_path / "router_lens.json")
+    counts = [selection.blocks[f"llm.model.layers.{i}.mlp"]["-"].counts for i in range(2)]
+    assert sum(counts[0]) == sum(counts[1]) > 0 and sum(counts[0]) % 2 == 0  # every counted token: 2 experts per layer
+    assert all(selection.blocks[f"llm.model.layers.{i}.mlp"]["-"].experts == select_experts(counts[i], 2) for i in range(2))

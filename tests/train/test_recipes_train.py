@@ -44,6 +44,9 @@ TRAINS = {
     "methods/factorllm.yaml": {"projector", "experts", "routers"},
     "methods/perft.yaml": {"projector", "experts", "routers"},
     "methods/perft_olmoe_1b7b.yaml": {"projector", "experts", "routers"},
+    "methods/roma_olmoe_1b7b.yaml": {"routers"},
+    "methods/router_lens_olmoe_1b7b.yaml": {"routers"},
+    "methods/ceft_olmoe_1b7b.yaml": {"experts"},
 }
 
 
