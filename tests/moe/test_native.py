@@ -10,6 +10,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from mmoe.config import load_config
+from mmoe.model.build import build_model
 from mmoe.model.parts import parameter_groups
 from mmoe.moe.config import MoEConfig
 from mmoe.moe.core.experts import FFNExperts
@@ -18,9 +19,11 @@ from mmoe.moe.core.routers import TopKRouter
 from mmoe.moe.integration.inject import UnsupportedArchitecture, inject_moe
 from mmoe.moe.integration.native import NativeMismatch, adopt_native_block
 from mmoe.moe.methods.perft import sparse_block_class
-from mmoe.moe.methods.router_lens import read_selection, select_experts
+from mmoe.moe.methods.ceft import train_selected_experts
+from mmoe.moe.methods.router_lens import ExpertSelection, GroupSelection, read_selection, select_experts
 from mmoe.train.loop import train
 from tests.conftest import CONFIGS
+from tests.moe.helpers import make_batch
 from tests.train.toydata import recording_factory
 
 # case -> (model_type, its config's expert settings, whether its gate renormalises the top-k weights)
@@ -210,3 +213,29 @@ def test_a_native_recipe_trains_the_adopted_routers_only_and_router_lens_counts_
     counts = [selection.blocks[f"llm.model.layers.{i}.mlp"]["-"].counts for i in range(2)]
     assert sum(counts[0]) == sum(counts[1]) > 0 and sum(counts[0]) % 2 == 0  # every counted token: 2 experts per layer
     assert all(selection.blocks[f"llm.model.layers.{i}.mlp"]["-"].experts == select_experts(counts[i], 2) for i in range(2))
+
+
+def test_ceft_trains_only_the_selected_slices_of_adopted_experts():
+    model = build_model(load_config(CONFIGS / "methods" / "perft.yaml", NATIVE_LENS[:1])).train()
+    chosen = {"llm.model.layers.0.mlp": [0, 2], "llm.model.layers.1.mlp": [3]}
+    blocks = {name: {"-": GroupSelection(num_experts=4, counts=[0.0] * 4, experts=e)} for name, e in chosen.items()}
+    selection = ExpertSelection(property="all", statistic="tokens_per_expert", top_experts=2, blocks=blocks)
+    groups = parameter_groups(model)
+    for name, param in model.named_parameters():
+        param.requires_grad_(groups[name] == "experts")
+    assert train_selected_experts(model, selection, "test") == {f"{n}/-": e for n, e in chosen.items()}
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.0)
+    batch = make_batch(model)
+    for _ in range(2):
+        optimizer.zero_grad()
+        model(**batch).loss.backward()
+        optimizer.step()
+    for name, param in model.named_parameters():
+        moved = (param.detach() - before[name]).flatten(1).abs().amax(1) if groups[name] == "experts" else None
+        if moved is None:
+            assert torch.equal(param, before[name]), name
+            continue
+        block = name.split(".core.")[0]
+        assert [bool(m > 1e-4) for m in moved] == [e in chosen[block] for e in range(4)], (name, moved)
+        assert all(m == 0.0 for e, m in enumerate(moved) if e not in chosen[block]), (name, moved)
