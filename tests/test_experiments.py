@@ -136,7 +136,7 @@ def test_adamoe_study_repeats_its_numbers_and_measures_the_null_expert_saving(tm
 
 def _cost(name: str, *, null: int, computed: float, saved: float) -> LayerCost:
     return LayerCost(name=name, group="-", kind="ffn", experts=4, null_experts=null, experts_per_token=4.0, expert_params=0,
-                     router_params=0, active_params=0.0, computed_params=computed, true_experts_per_token=0.0,
+                     router_params=0, active_params=0.0, computed_params=computed, true_experts_per_token=0.0, experts_range=(4.0, 4.0),
                      flops_saved=saved, flops_saved_share=0.0)
 
 

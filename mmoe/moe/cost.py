@@ -5,7 +5,8 @@ and for LoRA experts the frozen base MLP they adapt), and the forward FLOPs (2 p
 of what the dispatch actually computes: a wide LoRA dispatch runs every expert's A and B for every
 token, so its FLOPs count all E experts; a sparse one counts only the selected experts
 (``Dispatch.lora_experts_computed``). Routers report their expected experts per token
-(``expected_experts()``) and banks their cost (``cost_per_token()``). Null experts cost nothing:
+(``expected_experts()``; at uniform routing, as at initialisation, where routing is data-dependent,
+with the range in ``experts_range()``) and banks their cost (``cost_per_token()``). Null experts cost nothing:
 with ``m`` null experts beside ``n`` true ones a token is expected (at uniform routing, before any
 training) to reach ``k * n / (n + m)`` true experts, and the FLOPs this saves against the same ``k``
 without null experts are reported (``flops_saved``); training metrics report the measured saving.
@@ -34,6 +35,7 @@ class LayerCost:
     active_params: float
     computed_params: float
     true_experts_per_token: float
+    experts_range: tuple[float, float]
     flops_saved: float
     flops_saved_share: float
 
@@ -57,7 +59,7 @@ def _layer_cost(*, name: str, group: str, kind: str, router: nn.Module, bank: nn
     return LayerCost(
         name=name, group=group, kind=kind, experts=bank.num_experts, null_experts=bank.num_null, experts_per_token=k,
         expert_params=_n(bank), router_params=_n(router), active_params=fixed + active, computed_params=fixed + computed,
-        true_experts_per_token=k_real, flops_saved=2 * (without_null - computed),
+        true_experts_per_token=k_real, experts_range=router.experts_range(), flops_saved=2 * (without_null - computed),
         flops_saved_share=(without_null - computed) / without_null if without_null else 0.0,
     )
 
@@ -104,6 +106,12 @@ def format_costs(rows: list[LayerCost]) -> list[str]:
     total = sum(r.expert_params + r.router_params for r in rows)
     lines.append(f"  total expert + router parameters: {_fmt(total)}")
     for r in rows:
+        low, high = r.experts_range
+        if low != high:
+            lines.append(
+                f"  {r.name} {r.group}: experts/token are data-dependent, {low:g} to {high:g}; {r.experts_per_token:.3g} at uniform "
+                f"routing (as at initialisation), which the FLOPs above count; measured in training: router stat experts_per_token"
+            )
         if r.null_experts:
             lines.append(
                 f"  {r.name} {r.group}: null experts: {r.true_experts_per_token:.3g} true experts/token expected at uniform "

@@ -20,6 +20,7 @@ from mmoe.moe.core.routers import TokenInfo, TopKRouter
 from mmoe.moe.methods.dynmole import DynMoLERouter, top_p_mask
 from mmoe.moe.methods.gw import GWBroadcastRouter, first_per_sequence
 from mmoe.moe.methods.mor import MixtureOfRouters
+from tests.moe.helpers import CONFIGS, tiny_model
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -85,6 +86,33 @@ def test_dynmole_losses_by_hand():
     assert loss.item() == pytest.approx(expected, abs=1e-6)
     loss.backward()  # the entropy loss reaches the router
     assert out.logits.requires_grad
+
+
+def test_dynmole_experts_per_token_range_and_the_value_at_uniform_routing_by_hand():
+    # Uniform routing has normalised entropy 1: above a 0.9 threshold every token is soft-routed (6 of 6).
+    assert dynmole(6, keep_top_k=2).expected_experts() == 6.0
+    assert dynmole(6, keep_top_k=2).experts_range() == (2.0, 6.0)
+    # No broadcast: uniform 1/6 sums to 4/6 <= 0.75 < 5/6, so top-p keeps 4; the 5th crosses and is left
+    # out, and so is the last expert of any distribution: at most 5.
+    no_broadcast = dynmole(6, keep_top_k=2, entropy_threshold=1.0)
+    assert no_broadcast.expected_experts() == 4.0 and no_broadcast.experts_range() == (2.0, 5.0)
+    # top-p 0.2 keeps one uniform expert (1/6 <= 0.2 < 2/6); keep_top_k raises it to 3.
+    assert dynmole(6, keep_top_k=3, entropy_threshold=1.0, top_p=0.2).expected_experts() == 3.0
+
+
+def test_info_prints_the_dynmole_range_and_counts_flops_at_uniform_routing(capsys):
+    from mmoe.cli import main
+    from mmoe.moe.cost import moe_costs
+
+    rows = moe_costs(tiny_model("methods/dynmole", "model.moe.router.dynmole.entropy_threshold=1.0"))
+    per_expert = 8 * (128 + 256) * 3  # rank 8 on gate/up (128 -> 256) and down (256 -> 128)
+    frozen_mlp, router = 3 * 128 * 256, 128 * 6
+    for row in rows:  # 4 of 6 at uniform routing: 4 x 4 > 6, the wide product computes all 6
+        assert (row.experts_per_token, row.experts_range) == (4.0, (2.0, 5.0))
+        assert row.computed_params == frozen_mlp + router + 6 * per_expert
+    assert main(["info", str(CONFIGS / "methods/dynmole.yaml")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("experts/token are data-dependent, 2 to 6; 6 at uniform routing") == 2  # one per LLM layer
 
 
 @pytest.mark.parametrize("case", json.loads((FIXTURES / "dynmole_reference.json").read_text())["cases"])

@@ -174,6 +174,12 @@ class Router(nn.Module):
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.softmax(-1) if self.score_fn == "softmax" else logits.sigmoid()
 
+    def experts_range(self) -> tuple[float, float]:
+        """(fewest, most) experts a token can reach; equal to ``expected_experts()`` unless the
+        routing is data-dependent."""
+        k = self.expected_experts()
+        return k, k
+
 
 class TopKRouter(Router):
     """Token choice: each token takes its ``k`` best experts, weighted by their scores.

@@ -56,9 +56,26 @@ class DynMoLERouter(Router):
         self.entropy_type, self.entropy_index, self.entropy_eps = entropy_type, entropy_index, entropy_eps
 
     def expected_experts(self) -> float:
-        """Data-dependent (``keep_top_k`` .. E per token); cost accounting takes the upper bound E,
-        the soft regime. The measured mean is the ``experts_per_token`` statistic."""
-        return float(self.num_experts)
+        """Experts per token at uniform routing (as at initialisation), by this router's own rule:
+        E when the threshold broadcasts a uniform distribution, else the top-p count (at least
+        ``keep_top_k``). Trained routing is data-dependent (``experts_range``); the measured mean is
+        the ``experts_per_token`` statistic."""
+        mask, _, _ = self.select(torch.full((1, self.num_experts), 1.0 / self.num_experts))
+        return float(mask.sum())
+
+    def experts_range(self) -> tuple[float, float]:
+        """``keep_top_k`` up to E (soft routing), or up to E - 1 when nothing broadcasts and top-p
+        < 1: the expert that crosses ``top_p`` is always left out."""
+        can_reach_all = self.entropy_threshold < 1.0 or self.top_p >= 1.0 or self.keep_top_k == self.num_experts
+        return float(self.keep_top_k), float(self.num_experts if can_reach_all else max(self.keep_top_k, self.num_experts - 1))
+
+    def select(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mask ``[T, E]``, normalised entropy ``[T]``, broadcast ``[T]``): every expert for tokens
+        whose entropy exceeds the threshold (none for a threshold >= 1), else top-p."""
+        value = self.token_entropy(probs)
+        broadcast = value > self.entropy_threshold if self.entropy_threshold < 1.0 else torch.zeros_like(value, dtype=torch.bool)
+        mask = top_p_mask(probs, top_p=self.top_p, keep_top_k=self.keep_top_k) | broadcast.unsqueeze(1)
+        return mask, value, broadcast
 
     def token_entropy(self, probs: torch.Tensor) -> torch.Tensor:
         return entropy(probs, self.entropy_type, index=self.entropy_index, eps=self.entropy_eps)
@@ -66,10 +83,7 @@ class DynMoLERouter(Router):
     def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None) -> RouterOutput:
         logits = self.logits(x)
         probs = self.scores(logits)
-        mask = top_p_mask(probs, top_p=self.top_p, keep_top_k=self.keep_top_k)
-        value = self.token_entropy(probs)
-        broadcast = value > self.entropy_threshold if self.entropy_threshold < 1.0 else torch.zeros_like(value, dtype=torch.bool)
-        mask = mask | broadcast.unsqueeze(1)
+        mask, value, broadcast = self.select(probs)
         extras = {
             "dynmole_entropy_sum": value,
             "dynmole_broadcast_sum": broadcast.float(),

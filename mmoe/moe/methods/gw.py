@@ -54,6 +54,9 @@ class GWBroadcastRouter(nn.Module):
         """Inference cost: the wrapped router's (broadcasting happens in training only)."""
         return self.main.expected_experts()
 
+    def experts_range(self) -> tuple[float, float]:
+        return self.main.experts_range()
+
     def uncertain(self, probs: torch.Tensor, tokens: TokenInfo | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(broadcast flags ``[T]``, normalised entropy ``[T]``) of the router distributions ``probs``."""
         nats = -(probs * (probs + GW_EPS).log()).sum(-1)

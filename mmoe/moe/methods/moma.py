@@ -104,6 +104,9 @@ class AuxRoutedRouter(nn.Module):
     def expected_experts(self) -> float:
         return self.main.expected_experts()
 
+    def experts_range(self) -> tuple[float, float]:
+        return self.main.experts_range()
+
     def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None) -> RouterOutput:
         if not self.training:
             return self._infer(x, tokens)
