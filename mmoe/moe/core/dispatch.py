@@ -106,29 +106,25 @@ class _ContiguousGrad(torch.autograd.Function):
         return grad.contiguous()
 
 
-class _RepeatedRows(torch.autograd.Function):
-    """Row ``order[i] // k`` of ``x`` for a permutation ``order`` of ``T * k`` rows (each token k times).
-
-    Its backward gathers the gradient back in token-major order and sums each token's k rows; the
-    plain ``index_select`` backward is a scatter-add (``index_add``), serial on CPU."""
+class _PermutedRows(torch.autograd.Function):
+    """Rows ``x[order]`` for a permutation ``order``; its backward is the inverse permutation (a
+    gather) instead of ``index_select``'s scatter-add, which is serial on CPU."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, order: torch.Tensor, k: int) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(order)
-        ctx.k = k
-        return x.index_select(0, order // k if k > 1 else order)
+        return x.index_select(0, order)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (order,) = ctx.saved_tensors
         inverse = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=order.device))
-        back = grad.index_select(0, inverse)
-        return (back.view(-1, ctx.k, grad.shape[-1]).sum(1) if ctx.k > 1 else back), None, None
+        return grad.index_select(0, inverse), None
 
 
-def permute_rows(x: torch.Tensor, order: torch.Tensor, k: int = 1) -> torch.Tensor:
-    """Rows ``x[order // k]`` where ``order`` permutes the ``k`` copies of every row of ``x``."""
-    return _RepeatedRows.apply(x, order, k)
+def permute_rows(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """Rows ``x[order]`` where ``order`` is a permutation of the rows of ``x``."""
+    return _PermutedRows.apply(x, order)
 
 
 _GROUPED_MM_OK: dict[tuple[str, torch.dtype], bool] = {}
@@ -166,18 +162,25 @@ def grouped_linear(x: torch.Tensor, weight: torch.Tensor, offsets: torch.Tensor,
     return torch.cat(parts)
 
 
-SPARSE_LORA_FACTOR = 4.0
+SPARSE_LORA_FACTOR = 5.0
+SORTED_ROWS_FACTOR = 4.0
 
 
 def sparse_lora_pays(experts_per_token: float, num_experts: int) -> bool:
-    """The cost rule: compute only the selected LoRA experts when a token uses at most 1/4 of them.
+    """The cost rule: compute only the selected LoRA experts when a token uses at most 1/5 of them,
+    or, with exactly one expert per token, when there are at least 4.
 
     The wide product costs ``E`` experts per token in large, efficient products; the sparse one
     costs ``k`` experts in E small products plus a gather of the inputs and a scatter of the outputs
-    (about as much memory traffic as the products themselves at r <= 16): measured on CPU with
-    ``mmoe bench lora_experts`` (docs/benchmarks.md), sparse wins from E >= 4k.
+    at every target linear. One expert per token instead sorts the block's rows once and runs the
+    whole MLP on them (``SortedRows``), which is cheaper. Measured on CPU on a frozen SwiGLU MLP
+    (docs/benchmarks.md, "Where the LoRA cost rule switches"): with k >= 2 and for DynMoLE's
+    variable plans the crossover lies between E/6 and E/3 selected experts, and a factor of 5 picks
+    the faster path in 34 of 37 rows (at most 1.08x slower in the others); one expert per token is
+    a tie at 2 and 3 experts and faster from 4 (0.83-0.92x).
     """
-    return experts_per_token * SPARSE_LORA_FACTOR <= num_experts
+    factor = SORTED_ROWS_FACTOR if experts_per_token == 1.0 else SPARSE_LORA_FACTOR
+    return experts_per_token * factor <= num_experts
 
 
 def sorted_assignments(plan: RoutingPlan, num_real: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -330,24 +333,23 @@ class VariableSplit:
         return out.new_empty(out.shape).index_copy(0, order, out)
 
 
+def _one_per_token(plan: RoutingPlan, num_real: int) -> bool:
+    """A top-1 plan without null experts: its sorted assignments are a permutation of the tokens."""
+    return plan.top_idx is not None and plan.top_idx.shape[1] == 1 and plan.num_experts == num_real
+
+
 def _rows(x: torch.Tensor, tokens: torch.Tensor, order: torch.Tensor, plan: RoutingPlan, num_real: int) -> torch.Tensor:
-    """The input row of every sorted assignment. A top-k plan without null experts is a permutation
-    of each token repeated k times, gathered (and its gradient summed back) without a scatter-add."""
-    if plan.top_idx is not None and plan.num_experts == num_real:
-        return permute_rows(x, order, plan.top_idx.shape[1])
-    return x.index_select(0, tokens)
+    """The input row of every sorted assignment (a permutation for one expert per token)."""
+    return permute_rows(x, order) if _one_per_token(plan, num_real) else x.index_select(0, tokens)
 
 
 def _combine(out: torch.Tensor, tokens: torch.Tensor, order: torch.Tensor, plan: RoutingPlan, num_real: int) -> torch.Tensor:
-    """Sum the sorted per-assignment rows ``out`` back into one row per token.
-
-    A top-k plan without null experts is a permutation of ``T * k`` token-major rows: put them back
-    in place and sum each token's ``k`` rows (no scatter-add, whose CPU kernel is serial); other
-    plans scatter-add."""
-    if plan.top_idx is not None and plan.num_experts == num_real:
-        k = plan.top_idx.shape[1]
-        placed = out.new_empty(out.shape).index_copy(0, order, out)
-        return placed.view(plan.num_tokens, k, out.shape[-1]).sum(1) if k > 1 else placed
+    """Sum the sorted per-assignment rows ``out`` back into one row per token: the inverse
+    permutation for one expert per token, else a scatter-add. Measured on CPU, top-k > 1 plans are
+    faster (0.56-0.77x) through the scatter-add than as a permutation of ``T * k`` rows with a
+    per-token sum (docs/benchmarks.md)."""
+    if _one_per_token(plan, num_real):
+        return out.new_empty(out.shape).index_copy(0, order, out)
     return out.new_zeros(plan.num_tokens, out.shape[-1]).index_add(0, tokens, out)
 
 

@@ -138,7 +138,16 @@ class RouterGate(nn.Module):
         return F.linear(x.float(), self.weight.float())
 
 
-class Router(nn.Module):
+class FixedExperts:
+    """Routers whose tokens all reach ``expected_experts()`` experts; data-dependent routers
+    (DynMoLE) override ``experts_range`` with the fewest and most a token can reach."""
+
+    def experts_range(self) -> tuple[float, float]:
+        k = self.expected_experts()
+        return k, k
+
+
+class Router(FixedExperts, nn.Module):
     """A float32 linear gate; subclasses choose the assignment.
 
     Parameters live in submodules that return tensors (here ``gate``): ZeRO-3 gathers a module's
@@ -173,12 +182,6 @@ class Router(nn.Module):
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.softmax(-1) if self.score_fn == "softmax" else logits.sigmoid()
-
-    def experts_range(self) -> tuple[float, float]:
-        """(fewest, most) experts a token can reach; equal to ``expected_experts()`` unless the
-        routing is data-dependent."""
-        k = self.expected_experts()
-        return k, k
 
 
 class TopKRouter(Router):
@@ -278,7 +281,7 @@ class SoftRouter(Router):
         return RouterOutput(logits, scores, plan, tokens=tokens)
 
 
-class FixedRouter(nn.Module):
+class FixedRouter(FixedExperts, nn.Module):
     """No router: every token goes to expert 0 with weight 1 (one expert: a plain LoRA or dense FFN)."""
 
     num_experts = 1

@@ -32,7 +32,7 @@ from mmoe.moe.core.dispatch import Dispatch
 from mmoe.moe.core.experts import FFNExperts
 from mmoe.moe.core.layer import MoELayer, Routed
 from mmoe.moe.core.losses import empty_loss
-from mmoe.moe.core.routers import RouterOutput, RoutingPlan, TokenInfo
+from mmoe.moe.core.routers import FixedExperts, RouterOutput, RoutingPlan, TokenInfo
 
 CLIP = 1e-7
 
@@ -76,7 +76,7 @@ class BiasedGate(nn.Module):
         return F.linear(x.float(), self.weight.float(), self.bias.float())
 
 
-class FactorLLMRouter(nn.Module):
+class FactorLLMRouter(FixedExperts, nn.Module):
     """Top-k by softmax score with the hard weight ``E / k`` on each chosen expert."""
 
     def __init__(self, dim: int, num_experts: int, *, top_k: int) -> None:

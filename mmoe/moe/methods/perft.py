@@ -26,7 +26,7 @@ from mmoe.moe.config import PERFTConfig
 from mmoe.moe.core.dispatch import Dispatch
 from mmoe.moe.core.experts import FFNExperts, LoRAExperts
 from mmoe.moe.core.layer import MoELayer, Routed
-from mmoe.moe.core.routers import RouterOutput, RoutingPlan, TokenInfo
+from mmoe.moe.core.routers import FixedExperts, RouterOutput, RoutingPlan, TokenInfo
 
 # model_type -> (module, class) of the HF sparse-MoE block PERFT wraps.
 SPARSE_BLOCKS = {
@@ -69,7 +69,7 @@ def build_peft_experts(cfg: PERFTConfig, *, dim: int, num_experts: int, num_null
     return bank
 
 
-class BaseGateRouter(nn.Module):
+class BaseGateRouter(FixedExperts, nn.Module):
     """PERFT-E: the frozen base MoE's own routing, read by calling its gate module (no parameters here)."""
 
     def __init__(self, *, num_experts: int, top_k: int) -> None:
@@ -86,7 +86,7 @@ class BaseGateRouter(nn.Module):
         return RouterOutput(logits, logits.softmax(-1), plan, tokens=tokens)
 
 
-class AllExpertsRouter(nn.Module):
+class AllExpertsRouter(FixedExperts, nn.Module):
     """PERFT-D / PERFT-S: every PEFT expert on every token with weight 1 (a plain sum)."""
 
     def __init__(self, num_experts: int) -> None:
