@@ -163,12 +163,12 @@ def grouped_linear(x: torch.Tensor, weight: torch.Tensor, offsets: torch.Tensor,
 
 
 SPARSE_LORA_FACTOR = 5.0
-SORTED_ROWS_FACTOR = 4.0
+SORTED_ROWS_FACTOR = 2.0
 
 
 def sparse_lora_pays(experts_per_token: float, num_experts: int) -> bool:
     """The cost rule: compute only the selected LoRA experts when a token uses at most 1/5 of them,
-    or, with exactly one expert per token, when there are at least 4.
+    or, with exactly one expert per token, whenever there are at least 2.
 
     The wide product costs ``E`` experts per token in large, efficient products; the sparse one
     costs ``k`` experts in E small products plus a gather of the inputs and a scatter of the outputs
@@ -176,8 +176,8 @@ def sparse_lora_pays(experts_per_token: float, num_experts: int) -> bool:
     whole MLP on them (``SortedRows``), which is cheaper. Measured on CPU on a frozen SwiGLU MLP
     (docs/benchmarks.md, "Where the LoRA cost rule switches"): with k >= 2 and for DynMoLE's
     variable plans the crossover lies between E/6 and E/3 selected experts, and a factor of 5 picks
-    the faster path in 34 of 37 rows (at most 1.08x slower in the others); one expert per token is
-    a tie at 2 and 3 experts and faster from 4 (0.83-0.92x).
+    the faster path in 31 of 35 rows (at most 1.09x slower in the other four); one expert per token
+    is as fast sorted at 2 and 3 experts (0.95-0.99x) and faster from 4 (0.75-0.92x).
     """
     factor = SORTED_ROWS_FACTOR if experts_per_token == 1.0 else SPARSE_LORA_FACTOR
     return experts_per_token * factor <= num_experts
