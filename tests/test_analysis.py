@@ -101,3 +101,18 @@ def test_plot_draws_labelled_curves_from_metrics(trained):
 def test_plot_names_a_missing_metrics_file(tmp_path, capsys):
     assert main(["plot", str(tmp_path)]) == 2
     assert "metrics.jsonl not found" in capsys.readouterr().err
+
+
+def test_usage_heatmap_of_a_single_expert_fits_its_labels():
+    """A one-expert layer (the plain-LoRA arm of a study) with decoder-length module names: the figure
+    must be wide enough for the labels, title and colour bar, or tight_layout gives up with a warning."""
+    import warnings
+
+    from mmoe.analysis.report import usage_figure
+
+    rows = {f"llm.model.layers.{i}.mlp": [1.0] for i in range(4)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = usage_figure(rows, "")
+    width, _ = fig.get_size_inches()
+    assert width >= 4.0

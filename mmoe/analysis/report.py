@@ -81,7 +81,8 @@ def _figure(width: float, height: float):
 
 
 def usage_figure(rows: dict[str, list[float]], group: str):
-    fig, ax = _figure(1.2 + 0.5 * max(len(r) for r in rows.values()), 1.2 + 0.35 * len(rows))
+    # at least 5 inches wide: the module labels, the title and the colour bar need it even for one expert
+    fig, ax = _figure(max(5.0, 2.5 + 0.5 * max(len(r) for r in rows.values())), 1.6 + 0.35 * len(rows))
     image = ax.imshow([rows[m] for m in rows], aspect="auto", cmap="viridis", vmin=0.0)
     ax.set_yticks(range(len(rows)), list(rows), fontsize=6)
     ax.set_xticks(range(len(next(iter(rows.values())))))
