@@ -51,7 +51,7 @@ def _plan_facts(layer, x: torch.Tensor, experts: int) -> dict:
         "soft_share": split.num_full / plan.num_tokens,
         "experts_per_token": float(plan.mask.sum()) / plan.num_tokens,
         "top_p_experts_per_token": split.rest_experts_per_token,
-        "fast_computes_selected_only": sparse_lora_pays(split.rest_experts_per_token, experts),
+        "fast_computes_selected_only": sparse_lora_pays(split.rest_experts_per_token, experts, sorted_rows=False),
     }
 
 

@@ -53,8 +53,9 @@ def _layer_cost(*, name: str, group: str, kind: str, router: nn.Module, bank: nn
     """Asks the router how many experts a token reaches and the bank what that costs."""
     k = router.expected_experts()
     k_real = min(k * bank.num_experts / (bank.num_experts + bank.num_null), float(bank.num_experts)) if bank.num_null else k
-    active, computed = bank.cost_per_token(k_real, dispatch, assignments_per_token=k)  # the path is chosen for k picks
-    without_null = bank.cost_per_token(min(k, float(bank.num_experts)), dispatch)[1]
+    one = router.one_expert_per_token()
+    active, computed = bank.cost_per_token(k_real, dispatch, assignments_per_token=k, sorted_rows=one)  # the path is chosen for k picks
+    without_null = bank.cost_per_token(min(k, float(bank.num_experts)), dispatch, sorted_rows=one)[1]
     fixed = _n(base) + _n(router)
     return LayerCost(
         name=name, group=group, kind=kind, experts=bank.num_experts, null_experts=bank.num_null, experts_per_token=k,

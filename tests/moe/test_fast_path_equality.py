@@ -259,7 +259,7 @@ def test_lora_cases_have_uneven_loads_and_take_the_paths_they_claim(kind, null):
     assert (make_dispatch("fast").lora_rows(plan, EXPERTS) is not None) == (kind == "top_1")
     if kind in ("dynmole", "gw"):
         split = VariableSplit.of(plan, EXPERTS)
-        assert 0 < split.num_full < TOKENS and sparse_lora_pays(split.rest_experts_per_token, EXPERTS)
+        assert 0 < split.num_full < TOKENS and sparse_lora_pays(split.rest_experts_per_token, EXPERTS, sorted_rows=False)
 
 
 @pytest.mark.parametrize("dispatch", ["fast", "wide", "sparse"])

@@ -36,6 +36,31 @@ def test_lora_flops_count_what_the_dispatch_computes(dispatch, computed_experts)
     assert row.flops == 2 * row.computed_params
 
 
+@pytest.mark.parametrize("router", [
+    ("model.moe.router.type=expert_choice", "model.moe.router.capacity_factor=1.0"),
+    ("model.moe.router.type=dynmole", "model.moe.router.dynmole.entropy_threshold=1.0", "model.moe.router.dynmole.top_p=0.3",
+     "model.moe.router.dynmole.keep_top_k=1"),
+])
+def test_a_variable_plan_of_one_expert_on_average_is_costed_as_gathered_not_sorted(router):
+    """Expert choice at capacity 1 and DynMoLE's top-p reach one expert per token on average but
+    not one each: the fast dispatch gathers and scatters them, so 4 experts are under its factor
+    of 5 and it takes the wide product; only a declared one-expert plan sorts rows from 2 experts."""
+    model = tiny_model("mole", *router)
+    layer = model.moe_blocks()[0].core
+    row = moe_costs(model)[0]
+    base = sum(p.numel() for p in model.moe_blocks()[0].base.parameters())
+    assert row.experts_per_token == 1.0
+    assert row.computed_params == base + row.router_params + 4 * layer.experts.params_per_expert
+    assert not layer.router.one_expert_per_token()
+    top_1 = moe_costs(tiny_model("mole"))[0]
+    assert top_1.computed_params == base + top_1.router_params + 1 * layer.experts.params_per_expert
+
+
+def test_expert_choice_reports_that_a_token_reaches_none_to_all_experts():
+    row = moe_costs(tiny_model("mole", "model.moe.router.type=expert_choice"))[0]
+    assert row.experts_range == (0.0, 4.0) and row.experts_per_token == 1.0
+
+
 def test_aux_losses_average_over_layers_by_default_or_sum_when_asked():
     torch.manual_seed(0)
     mean = tiny_model("moma").train()

@@ -147,7 +147,7 @@ def test_fast_dispatch_computes_lora_experts_by_the_cost_rule(top_k, experts, sp
     """``fast`` runs only the selected LoRA experts when k <= E / 5 (one per token: E >= 2), and says
     so to cost accounting."""
     fast = make_dispatch("fast")
-    assert fast.lora_experts_computed(float(top_k), experts) == (top_k if sparse else experts)
+    assert fast.lora_experts_computed(float(top_k), experts, sorted_rows=top_k == 1) == (top_k if sparse else experts)
     plan = TopKRouter(DIM, experts, top_k=top_k)(torch.randn(TOKENS, DIM)).plan
     assert (fast.lora_rows(plan, experts) is not None) == (sparse and top_k == 1)
 
@@ -175,7 +175,9 @@ def test_a_variable_plan_splits_into_tokens_routed_to_every_expert_and_the_rest(
     assert split.full.tolist() == [0] and split.rest.tolist() == [1, 2, 3]
     assert split.rest_experts_per_token == pytest.approx(2.0)  # (2 + 1 + 3) / 3: the cost rule reads this
     fast = make_dispatch("fast")
-    assert fast.lora_experts_computed(2.0, 10) == 2.0 and fast.lora_experts_computed(2.0, 8) == 8.0  # 2 * 5 <= 10, > 8
+    assert fast.lora_experts_computed(2.0, 10, sorted_rows=False) == 2.0  # 2 * 5 <= 10
+    assert fast.lora_experts_computed(2.0, 8, sorted_rows=False) == 8.0  # 2 * 5 > 8
+    assert fast.lora_experts_computed(1.0, 4, sorted_rows=False) == 4.0  # a mean of one is not one each: 1 * 5 > 4
 
 
 # (top_p, entropy_threshold, init_std): 8 of 40 tokens soft, the rest 1.06 experts each (fast: split);

@@ -47,10 +47,13 @@ class GroupedExperts(Protocol):
 
 
 class Dispatch(Protocol):
-    def lora_experts_computed(self, experts_per_token: float, num_experts: int, assignments_per_token: float | None = None) -> float:
+    def lora_experts_computed(
+        self, experts_per_token: float, num_experts: int, assignments_per_token: float | None = None, *, sorted_rows: bool,
+    ) -> float:
         """How many of a LoRA bank's ``num_experts`` a token's forward computes with (cost accounting)
         when it reaches ``experts_per_token`` real experts in a plan of ``assignments_per_token``
-        assignments per token (null experts included; default: the same), which decides the path."""
+        assignments per token (null experts included; default: the same), which decides the path;
+        ``sorted_rows``: the plan gives every token exactly one expert (the router declares it)."""
 
     def lora_rows(self, plan: RoutingPlan, num_real: int) -> "SortedRows | None":
         """Rows sorted by expert when a LoRA bank may run its whole MLP in that order, else None."""
@@ -71,7 +74,9 @@ class LoopDispatch:
 
     name = "loop"
 
-    def lora_experts_computed(self, experts_per_token: float, num_experts: int, assignments_per_token: float | None = None) -> float:
+    def lora_experts_computed(
+        self, experts_per_token: float, num_experts: int, assignments_per_token: float | None = None, *, sorted_rows: bool,
+    ) -> float:
         return experts_per_token
 
     def lora_rows(self, plan: RoutingPlan, num_real: int) -> None:
@@ -166,9 +171,11 @@ SPARSE_LORA_FACTOR = 5.0
 SORTED_ROWS_FACTOR = 2.0
 
 
-def sparse_lora_pays(experts_per_token: float, num_experts: int) -> bool:
+def sparse_lora_pays(experts_per_token: float, num_experts: int, *, sorted_rows: bool) -> bool:
     """The cost rule: compute only the selected LoRA experts when a token uses at most 1/5 of them,
-    or, with exactly one expert per token, whenever there are at least 2.
+    or, for a plan of exactly one expert per token (``sorted_rows``: the bank may run its whole MLP on
+    rows sorted by expert), whenever there are at least 2. The caller states which plan it has; a
+    variable plan whose mean happens to be 1.0 gathers and scatters, so it takes the factor of 5.
 
     The wide product costs ``E`` experts per token in large, efficient products; the sparse one
     costs ``k`` experts in E small products plus a gather of the inputs and a scatter of the outputs
@@ -179,7 +186,7 @@ def sparse_lora_pays(experts_per_token: float, num_experts: int) -> bool:
     the faster path in 31 of 35 rows (at most 1.09x slower in the other four); one expert per token
     is as fast sorted at 2 and 3 experts (0.95-0.99x) and faster from 4 (0.75-0.92x).
     """
-    factor = SORTED_ROWS_FACTOR if experts_per_token == 1.0 else SPARSE_LORA_FACTOR
+    factor = SORTED_ROWS_FACTOR if sorted_rows else SPARSE_LORA_FACTOR
     return experts_per_token * factor <= num_experts
 
 
@@ -239,17 +246,19 @@ class GroupedDispatch:
         self.lora_mode = lora
         self.name = {"auto": "fast", "wide": "wide", "sparse": "sparse"}[lora]
 
-    def _sparse(self, experts_per_token: float, num_experts: int) -> bool:
+    def _sparse(self, experts_per_token: float, num_experts: int, *, sorted_rows: bool) -> bool:
         if self.lora_mode == "auto":
-            return sparse_lora_pays(experts_per_token, num_experts)
+            return sparse_lora_pays(experts_per_token, num_experts, sorted_rows=sorted_rows)
         return self.lora_mode == "sparse"
 
-    def lora_experts_computed(self, experts_per_token: float, num_experts: int, assignments_per_token: float | None = None) -> float:
+    def lora_experts_computed(
+        self, experts_per_token: float, num_experts: int, assignments_per_token: float | None = None, *, sorted_rows: bool,
+    ) -> float:
         decided = experts_per_token if assignments_per_token is None else assignments_per_token
-        return experts_per_token if self._sparse(decided, num_experts) else float(num_experts)
+        return experts_per_token if self._sparse(decided, num_experts, sorted_rows=sorted_rows) else float(num_experts)
 
     def lora_rows(self, plan: RoutingPlan, num_real: int) -> SortedRows | None:
-        if plan.dense or plan.top_idx is None or plan.top_idx.shape[1] != 1 or not self._sparse(1.0, num_real):
+        if plan.dense or plan.top_idx is None or plan.top_idx.shape[1] != 1 or not self._sparse(1.0, num_real, sorted_rows=True):
             return None
         experts = plan.top_idx.reshape(-1)
         order = torch.argsort(experts, stable=True)
@@ -272,11 +281,11 @@ class GroupedDispatch:
         if plan.dense:
             return _wide_lora(x, a, b, plan.combine[:, :num])
         if plan.top_idx is not None:
-            if self._sparse(float(plan.top_idx.shape[1]), num):
+            if self._sparse(float(plan.top_idx.shape[1]), num, sorted_rows=False):
                 return _sparse_lora(x, a, b, plan, num)
             return _wide_lora(x, a, b, plan.combine[:, :num])
         split = VariableSplit.of(plan, num)
-        if split.rest.numel() == 0 or not self._sparse(split.rest_experts_per_token, num):
+        if split.rest.numel() == 0 or not self._sparse(split.rest_experts_per_token, num, sorted_rows=False):
             return _wide_lora(x, a, b, plan.combine[:, :num])
         if split.num_full == 0:
             return _sparse_lora(x, a, b, plan, num)

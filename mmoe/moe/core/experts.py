@@ -79,7 +79,9 @@ class FFNExperts(nn.Module):
     def declared_groups(self) -> dict[str, str]:
         return {name: self.group for name in ("gate_proj", "up_proj", "down_proj") if getattr(self, name) is not None}
 
-    def cost_per_token(self, experts_per_token: float, dispatch: Dispatch, assignments_per_token: float | None = None) -> tuple[float, float]:
+    def cost_per_token(
+        self, experts_per_token: float, dispatch: Dispatch, assignments_per_token: float | None = None, *, sorted_rows: bool,
+    ) -> tuple[float, float]:
         """(parameters a token touches, parameters its forward computes with): the experts it reaches."""
         active = experts_per_token * self.params_per_expert
         return active, active
@@ -199,13 +201,16 @@ class LoRAExperts(nn.Module):
 
     label = "lora"
 
-    def cost_per_token(self, experts_per_token: float, dispatch: Dispatch, assignments_per_token: float | None = None) -> tuple[float, float]:
+    def cost_per_token(
+        self, experts_per_token: float, dispatch: Dispatch, assignments_per_token: float | None = None, *, sorted_rows: bool,
+    ) -> tuple[float, float]:
         """(parameters a token touches, parameters its forward computes with). A wide LoRA dispatch
         runs every expert's A and B for every token and zeroes the unselected ones, so it computes
         with all E experts however few are selected; the dispatch says which it does, deciding on
-        ``assignments_per_token`` (null picks included; default ``experts_per_token``)."""
+        ``assignments_per_token`` (null picks included; default ``experts_per_token``) and on
+        ``sorted_rows`` (the router's plans give each token exactly one expert)."""
         active = experts_per_token * self.params_per_expert
-        computed = dispatch.lora_experts_computed(experts_per_token, self.num_experts, assignments_per_token)
+        computed = dispatch.lora_experts_computed(experts_per_token, self.num_experts, assignments_per_token, sorted_rows=sorted_rows)
         return active, computed * self.params_per_expert
 
     @classmethod

@@ -140,7 +140,8 @@ class RouterGate(nn.Module):
 
 class FixedExperts:
     """Routers whose tokens all reach ``expected_experts()`` experts; data-dependent routers
-    (DynMoLE) override ``experts_range`` with the fewest and most a token can reach."""
+    (DynMoLE, expert choice) override ``experts_range`` with the fewest and most a token can reach.
+    Every router also declares ``one_expert_per_token()``, the plan fact the LoRA cost rule reads."""
 
     def experts_range(self) -> tuple[float, float]:
         k = self.expected_experts()
@@ -203,6 +204,10 @@ class TopKRouter(Router):
     def expected_experts(self) -> float:
         return float(self.top_k)
 
+    def one_expert_per_token(self) -> bool:
+        """Whether every plan gives each token exactly one expert (the LoRA dispatch's sorted-rows path)."""
+        return self.top_k == 1
+
     def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None) -> RouterOutput:
         logits = self.logits(x)
         scores = self.scores(logits)
@@ -248,6 +253,14 @@ class ExpertChoiceRouter(Router):
     def expected_experts(self) -> float:
         return float(self.capacity_factor)
 
+    def one_expert_per_token(self) -> bool:
+        """No: each expert picks its tokens, so a token reaches any number of experts."""
+        return False
+
+    def experts_range(self) -> tuple[float, float]:
+        """From none (no expert picked the token) to all E (every expert did)."""
+        return 0.0, float(self.num_experts)
+
     def fallback_k(self) -> int:
         return min(self.num_experts, max(1, round(self.capacity_factor)))
 
@@ -274,6 +287,10 @@ class SoftRouter(Router):
     def expected_experts(self) -> float:
         return float(self.num_experts)
 
+    def one_expert_per_token(self) -> bool:
+        """No: every token reaches every expert (a dense plan)."""
+        return False
+
     def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None) -> RouterOutput:
         logits = self.logits(x)
         scores = self.scores(logits)
@@ -288,6 +305,9 @@ class FixedRouter(FixedExperts, nn.Module):
 
     def expected_experts(self) -> float:
         return 1.0
+
+    def one_expert_per_token(self) -> bool:
+        return True
 
     def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None) -> RouterOutput:
         ones = torch.ones(x.shape[0], 1, device=x.device)

@@ -20,8 +20,9 @@ def _flops_per_expert(bank: nn.Module, dispatch: Dispatch, k: int) -> float:
     """Forward FLOPs one more true expert costs a token of a top-``k`` plan (null picks included)
     under ``dispatch``, which chooses its path for k assignments per token (0 if that path computes
     every expert anyway)."""
-    computed = bank.cost_per_token(float(k), dispatch, assignments_per_token=float(k))[1]
-    return 2 * (computed - bank.cost_per_token(float(k - 1), dispatch, assignments_per_token=float(k))[1])
+    one = k == 1  # a top-1 plan gives every token exactly one expert
+    computed = bank.cost_per_token(float(k), dispatch, assignments_per_token=float(k), sorted_rows=one)[1]
+    return 2 * (computed - bank.cost_per_token(float(k - 1), dispatch, assignments_per_token=float(k), sorted_rows=one)[1])
 
 
 def _router(cfg: MoEConfig, *, dim: int, bank: nn.Module, dispatch: Dispatch) -> nn.Module:

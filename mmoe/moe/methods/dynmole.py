@@ -69,6 +69,10 @@ class DynMoLERouter(Router):
         can_reach_all = self.entropy_threshold < 1.0 or self.top_p >= 1.0 or self.keep_top_k == self.num_experts
         return float(self.keep_top_k), float(self.num_experts if can_reach_all else max(self.keep_top_k, self.num_experts - 1))
 
+    def one_expert_per_token(self) -> bool:
+        """No: soft or top-p routing gives each token its own number of experts."""
+        return False
+
     def select(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(mask ``[T, E]``, normalised entropy ``[T]``, broadcast ``[T]``): every expert for tokens
         whose entropy exceeds the threshold (none for a threshold >= 1), else top-p."""

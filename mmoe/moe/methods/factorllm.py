@@ -89,6 +89,10 @@ class FactorLLMRouter(FixedExperts, nn.Module):
     def expected_experts(self) -> float:
         return float(self.top_k)
 
+    def one_expert_per_token(self) -> bool:
+        """Whether every plan gives each token exactly one expert (the LoRA dispatch's sorted-rows path)."""
+        return self.top_k == 1
+
     def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None) -> RouterOutput:
         logits = self.gate(x)
         scores = logits.softmax(-1)

@@ -57,6 +57,10 @@ class GWBroadcastRouter(nn.Module):
     def experts_range(self) -> tuple[float, float]:
         return self.main.experts_range()
 
+    def one_expert_per_token(self) -> bool:
+        """At inference, the wrapped router's (training broadcasts, so its plans vary)."""
+        return self.main.one_expert_per_token()
+
     def uncertain(self, probs: torch.Tensor, tokens: TokenInfo | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(broadcast flags ``[T]``, normalised entropy ``[T]``) of the router distributions ``probs``."""
         nats = -(probs * (probs + GW_EPS).log()).sum(-1)

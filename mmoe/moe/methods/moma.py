@@ -107,6 +107,10 @@ class AuxRoutedRouter(nn.Module):
     def experts_range(self) -> tuple[float, float]:
         return self.main.experts_range()
 
+    def one_expert_per_token(self) -> bool:
+        """No: expert choice in training and the aux routers' per-expert decisions at inference."""
+        return False
+
     def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None) -> RouterOutput:
         if not self.training:
             return self._infer(x, tokens)

@@ -53,6 +53,10 @@ class MixtureOfRouters(Router):
     def expected_experts(self) -> float:
         return float(self.top_k)
 
+    def one_expert_per_token(self) -> bool:
+        """Whether every plan gives each token exactly one expert (the LoRA dispatch's sorted-rows path)."""
+        return self.top_k == 1
+
     def mix(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(logits, p, g)``: the mixed expert logits and distribution ``[T, E]`` and the main router's
         sub-router weights ``[T, S]``. With ``combine: probs`` the logits are ``log p``."""

@@ -79,6 +79,10 @@ class BaseGateRouter(FixedExperts, nn.Module):
     def expected_experts(self) -> float:
         return float(self.top_k)
 
+    def one_expert_per_token(self) -> bool:
+        """Whether every plan gives each token exactly one expert (the LoRA dispatch's sorted-rows path)."""
+        return self.top_k == 1
+
     def forward(self, x: torch.Tensor, tokens: TokenInfo | None, gate: nn.Module) -> RouterOutput:
         logits, weight, idx = gate(x)
         logits = logits.float()
@@ -95,6 +99,10 @@ class AllExpertsRouter(FixedExperts, nn.Module):
 
     def expected_experts(self) -> float:
         return float(self.num_experts)
+
+    def one_expert_per_token(self) -> bool:
+        """No: every PEFT expert runs on every token (a dense plan)."""
+        return False
 
     def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None) -> RouterOutput:
         ones = torch.ones(x.shape[0], self.num_experts, device=x.device)
