@@ -298,6 +298,28 @@ class SoftRouter(Router):
         return RouterOutput(logits, scores, plan, tokens=tokens)
 
 
+class WrappingRouter(nn.Module):
+    """A router around a ``main`` router (GW-MoE's broadcast, MoMa's aux routing): inference routes
+    like ``main`` or by its rule, so the experts a token reaches are ``main``'s."""
+
+    def __init__(self, main: nn.Module) -> None:
+        super().__init__()
+        self.main = main
+
+    @property
+    def num_experts(self) -> int:
+        return self.main.num_experts
+
+    def expected_experts(self) -> float:
+        return self.main.expected_experts()
+
+    def experts_range(self) -> tuple[float, float]:
+        return self.main.experts_range()
+
+    def one_expert_per_token(self) -> bool:
+        return self.main.one_expert_per_token()
+
+
 class FixedRouter(FixedExperts, nn.Module):
     """No router: every token goes to expert 0 with weight 1 (one expert: a plain LoRA or dense FFN)."""
 

@@ -18,7 +18,7 @@ import math
 import torch
 from torch import nn
 
-from mmoe.moe.core.routers import RouterOutput, RoutingPlan, TokenInfo
+from mmoe.moe.core.routers import RouterOutput, RoutingPlan, TokenInfo, WrappingRouter
 
 GW_EPS = 1e-5
 
@@ -38,28 +38,13 @@ def first_per_sequence(flags: torch.Tensor, tokens: TokenInfo, limit: int) -> to
     return keep
 
 
-class GWBroadcastRouter(nn.Module):
-    """Wraps a token-choice router: uncertain tokens reach every expert in training, weighted by ``p``."""
+class GWBroadcastRouter(WrappingRouter):
+    """Wraps a token-choice router: uncertain tokens reach every expert in training, weighted by ``p``.
+    Its costs are the wrapped router's: broadcasting happens in training only."""
 
     def __init__(self, *, main: nn.Module, threshold: float, normalized: bool = True, max_slots: int | None = None) -> None:
-        super().__init__()
-        self.main = main
+        super().__init__(main)
         self.threshold, self.normalized, self.max_slots = threshold, normalized, max_slots
-
-    @property
-    def num_experts(self) -> int:
-        return self.main.num_experts
-
-    def expected_experts(self) -> float:
-        """Inference cost: the wrapped router's (broadcasting happens in training only)."""
-        return self.main.expected_experts()
-
-    def experts_range(self) -> tuple[float, float]:
-        return self.main.experts_range()
-
-    def one_expert_per_token(self) -> bool:
-        """At inference, the wrapped router's (training broadcasts, so its plans vary)."""
-        return self.main.one_expert_per_token()
 
     def uncertain(self, probs: torch.Tensor, tokens: TokenInfo | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(broadcast flags ``[T]``, normalised entropy ``[T]``) of the router distributions ``probs``."""

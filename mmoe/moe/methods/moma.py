@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmoe.moe.core.layer import MoELayer, Routed
-from mmoe.moe.core.routers import ExpertChoiceInferenceError, ExpertChoiceRouter, RouterOutput, RoutingPlan, TokenInfo
+from mmoe.moe.core.routers import ExpertChoiceInferenceError, ExpertChoiceRouter, RouterOutput, RoutingPlan, TokenInfo, WrappingRouter
 
 MODALITY_IDS = {"text": 0, "image": 1}
 
@@ -86,30 +86,16 @@ UNTRAINED_AUX_ROUTERS = (
 )
 
 
-class AuxRoutedRouter(nn.Module):
-    """Expert choice in training; the trained aux routers' decisions at inference."""
+class AuxRoutedRouter(WrappingRouter):
+    """Expert choice in training; the trained aux routers' decisions at inference (each expert
+    decides per token, as in expert choice, so its costs are the expert-choice router's)."""
 
     def __init__(self, *, main: ExpertChoiceRouter, aux_router: AuxRouter, bce_coef: float = 1.0, threshold: float = 0.5) -> None:
-        super().__init__()
-        self.main = main
+        super().__init__(main)
         self.aux_router = aux_router
         self.aux_router.requires_grad_(False)
         self.bce_coef = bce_coef
         self.threshold = threshold
-
-    @property
-    def num_experts(self) -> int:
-        return self.main.num_experts
-
-    def expected_experts(self) -> float:
-        return self.main.expected_experts()
-
-    def experts_range(self) -> tuple[float, float]:
-        return self.main.experts_range()
-
-    def one_expert_per_token(self) -> bool:
-        """No: expert choice in training and the aux routers' per-expert decisions at inference."""
-        return False
 
     def forward(self, x: torch.Tensor, tokens: TokenInfo | None = None) -> RouterOutput:
         if not self.training:
