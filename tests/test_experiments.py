@@ -5,6 +5,9 @@ arms starting from the study's base model; the table's noise verdicts, router se
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from mmoe.config import load_config
 from mmoe.config.errors import ConfigError
 from mmoe.experiments import load_study, run_study
 from mmoe.experiments.config import SizeConfig
+from mmoe.experiments.kernels import PORTABLE_ENV, pin_portable_kernels
 from mmoe.experiments.runner import moe_flops_measured, separation
 from mmoe.model import load_model
 from mmoe.model.parts import parameter_groups
@@ -132,6 +136,45 @@ def test_adamoe_study_repeats_its_numbers_and_measures_the_null_expert_saving(tm
     # 4 true experts at k=4 cost twice top-2's expert FLOPs; the measured saving comes off that
     saved = sum(m["expert_flops_saved"] for m in modules.values())
     assert adamoe["moe_flops_measured"] == pytest.approx(2 * topk["moe_flops_per_token"] - saved, rel=0.01)
+
+
+# A micro mole_vs_lora (base model, LoRA and MoLE arms, analysis) in a fresh process with the kernels pinned.
+PORTABLE_MICRO = f"""
+import sys
+from mmoe.experiments.kernels import pin_portable_kernels
+pin_portable_kernels()
+from mmoe.experiments import load_study, run_study
+from mmoe.experiments.config import SizeConfig
+study = load_study(sys.argv[1])
+study = study.model_copy(update={{"sizes": {{**study.sizes, "small": SizeConfig.model_validate_json(sys.argv[2])}}}})
+run_study(study, size="small", seeds=[0], out=sys.argv[3])
+"""
+# What another machine would bring: MKL and oneDNN capped at AVX2, ATen's AVX2 kernels asked for, two threads,
+# MKL's reproducibility mode off. On an AVX-512 machine each changes the unpinned numbers.
+OTHER_MACHINE = {"MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
+                 "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "MKL_CBWR": "AUTO"}
+
+
+@pytest.mark.slow
+def test_portable_kernels_give_the_same_numbers_whatever_the_processor_offers(tmp_path):
+    clean = {k: v for k, v in os.environ.items() if k not in {*OTHER_MACHINE, *PORTABLE_ENV}}
+    results = []
+    for name, env in (("here", clean), ("other", {**clean, **OTHER_MACHINE})):
+        subprocess.run([sys.executable, "-c", PORTABLE_MICRO, str(EXPERIMENTS / "mole_vs_lora.yaml"), MICRO.model_dump_json(),
+                        str(tmp_path / name)], env=env, check=True, capture_output=True, timeout=600)
+        results.append(json.loads((tmp_path / name / "results.json").read_text()))
+    here, other = results
+    assert here["cpu_kernels"] == other["cpu_kernels"] == {"aten_capability": "DEFAULT", "mkl_cbwr": "COMPATIBLE", "threads": 1,
+                                                           "onednn": False, "portable": True}
+    assert here["runs"] == other["runs"]  # every number, bit for bit
+    assert (tmp_path / "here/results.md").read_text().endswith("CPU kernels: portable.\n")
+
+
+def test_portable_kernels_refuse_once_torch_has_started():
+    environ: dict[str, str] = {}
+    with pytest.raises(RuntimeError, match="before torch is imported"):
+        pin_portable_kernels(environ)
+    assert environ == {}  # nothing half-set
 
 
 def _cost(name: str, *, null: int, computed: float, saved: float) -> LayerCost:

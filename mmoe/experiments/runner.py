@@ -152,6 +152,7 @@ def _arm(study: StudyConfig, arm: str, size: str, seed: int, data: SeedData, bas
 def run_study(study: StudyConfig, *, size: str, seeds: list[int], out: str | Path) -> dict:
     """Run every arm for every seed; write ``results.json``, ``results.md`` and ``curves.png`` under ``out``; return the results."""
     from mmoe.analysis.curves import read_metrics, write_comparison
+    from mmoe.experiments.kernels import describe_cpu_kernels
 
     out = Path(out)
     runs: dict[str, dict[int, dict[str, float]]] = {arm: {} for arm in study.arms}
@@ -168,10 +169,11 @@ def run_study(study: StudyConfig, *, size: str, seeds: list[int], out: str | Pat
     summary = summarize_runs(runs)
     results = {"study": study.name, "question": study.question, "claim": study.claim, "size": size, "seeds": seeds,
                "sizes": study.sizes[size].model_dump(), "runs": {a: {str(s): r for s, r in by_seed.items()} for a, by_seed in runs.items()},
-               "summary": summary, "seconds": timing}
+               "summary": summary, "seconds": timing, "cpu_kernels": describe_cpu_kernels()}
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    (out / "results.md").write_text(f"# {study.name} ({size})\n\n{study.question}\n\n{markdown(summary, seeds)}\n")
+    kernels = "portable" if results["cpu_kernels"]["portable"] else "native (this machine's)"
+    (out / "results.md").write_text(f"# {study.name} ({size})\n\n{study.question}\n\n{markdown(summary, seeds)} CPU kernels: {kernels}.\n")
     write_comparison({arm: [read_metrics(out / f"seed{s}" / arm) for s in seeds] for arm in study.arms}, out / "curves.png",
                      title=f"{study.name} ({size}), seeds {', '.join(map(str, seeds))}")
     return results
