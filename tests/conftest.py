@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,16 @@ def tiny_with(**model_overrides) -> MMoEConfig:
     raw = load_config(CONFIGS / "tiny.yaml").model_dump(mode="json")
     raw["model"].update(model_overrides)
     return parse_config(raw)
+
+
+# In-process training leaves a one-process group's setup in os.environ (mmoe.train.distributed); a child
+# process that inherited it would try to join this process's group on its port.
+DISTRIBUTED_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def child_env(*, drop: tuple[str, ...] = ()) -> dict[str, str]:
+    """``os.environ`` for a subprocess: without this process's distributed setup, nor the names in ``drop``."""
+    return {k: v for k, v in os.environ.items() if k not in (*DISTRIBUTED_ENV, *drop)}
 
 
 def solid_image(color: tuple[int, int, int], size: tuple[int, int] = (40, 30)) -> Image.Image:

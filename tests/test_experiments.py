@@ -5,7 +5,6 @@ arms starting from the study's base model; the table's noise verdicts, router se
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from mmoe.model import load_model
 from mmoe.model.parts import parameter_groups
 from mmoe.moe.cost import LayerCost
 from mmoe.experiments.table import markdown, summarize_runs
+from tests.conftest import child_env
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 STUDIES = sorted(EXPERIMENTS.glob("*.yaml"))
@@ -157,11 +157,12 @@ OTHER_MACHINE = {"MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"
 
 @pytest.mark.slow
 def test_portable_kernels_give_the_same_numbers_whatever_the_processor_offers(tmp_path):
-    clean = {k: v for k, v in os.environ.items() if k not in {*OTHER_MACHINE, *PORTABLE_ENV}}
+    clean = child_env(drop=(*OTHER_MACHINE, *PORTABLE_ENV))
     results = []
     for name, env in (("here", clean), ("other", {**clean, **OTHER_MACHINE})):
-        subprocess.run([sys.executable, "-c", PORTABLE_MICRO, str(EXPERIMENTS / "mole_vs_lora.yaml"), MICRO.model_dump_json(),
-                        str(tmp_path / name)], env=env, check=True, capture_output=True, timeout=600)
+        run = subprocess.run([sys.executable, "-c", PORTABLE_MICRO, str(EXPERIMENTS / "mole_vs_lora.yaml"), MICRO.model_dump_json(),
+                              str(tmp_path / name)], env=env, capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr[-4000:]
         results.append(json.loads((tmp_path / name / "results.json").read_text()))
     here, other = results
     assert here["cpu_kernels"] == other["cpu_kernels"] == {"aten_capability": "DEFAULT", "mkl_cbwr": "COMPATIBLE", "threads": 1,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CONFIGS, ROOT
+from tests.conftest import CONFIGS, ROOT, child_env
 
 HEAVY = ("torch", "transformers", "deepspeed", "pydantic", "numpy", "PIL", "timm", "open_clip", "datasets", "pandas")
 
@@ -38,9 +38,8 @@ def _isolated_venv(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     python = venv / "bin" / "python"
     site = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp_path).strip())
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    # Not this process's distributed setup either: earlier in-process training left RANK/MASTER_PORT (its own port).
-    inherited = ("PYTHONPATH", "VIRTUAL_ENV", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-    env = {k: v for k, v in os.environ.items() if k not in inherited}
+    # Not this process's distributed setup either (child_env).
+    env = child_env(drop=("PYTHONPATH", "VIRTUAL_ENV"))
     env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", PIP_NO_INDEX="1", HF_HUB_OFFLINE="1")
     return python, env
 

@@ -3,7 +3,6 @@ one predictions file, byte-equal to the single-process one."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 from mmoe.eval import evaluate
 from mmoe.eval.ranks import Ranks
 
+from tests.conftest import child_env
 from tests.eval.mmbench_files import mmbench_frame, write_tsv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ def test_two_ranks_merge_the_single_process_predictions(tiny_model_dir, tmp_path
     bench = write_tsv(mmbench_frame(rotations=False), tmp_path / "MMBench_DEV_EN.tsv")  # rotations generated too
     single = evaluate(tiny_model_dir, [bench], tmp_path / "single", batch_size=4, max_new_tokens=4, progress=False,
                       likelihood=True)["MMBench_DEV_EN"]
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env = child_env()
     env.update(DS_ACCELERATOR="cpu", PYTHONPATH=str(ROOT))
     deepspeed = shutil.which("deepspeed", path=str(Path(sys.executable).parent)) or "deepspeed"
     proc = subprocess.run(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CONFIGS, ROOT
+from tests.conftest import CONFIGS, ROOT, child_env
 
 # images per step on (rank 0, rank 1): both without, one rank without, both with, in changing orders
 SCHEDULE = [[0, 0], [1, 0], [0, 0], [2, 1], [0, 2], [1, 1], [0, 0], [2, 0]]
@@ -59,7 +59,7 @@ def _port() -> int:
 
 def _launch(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run the deepspeed launcher in its own process group; on timeout kill the whole group (ranks too)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env = child_env()
     env["DS_ACCELERATOR"] = "cpu"
     deepspeed = shutil.which("deepspeed", path=str(Path(sys.executable).parent)) or "deepspeed"
     cmd = [deepspeed, "--num_gpus", "2", "--master_port", str(_port()), *args]

@@ -17,7 +17,7 @@ from mmoe.config import load_config
 from mmoe.train.checkpoint import latest_checkpoint
 from mmoe.train.loop import train
 
-from tests.conftest import CONFIGS, ROOT
+from tests.conftest import CONFIGS, ROOT, child_env
 from tests.train.toydata import WrappedLoader, toy_factory
 
 BASE = ["train.max_steps=12", "train.micro_batch_size=4", "train.gradient_accumulation_steps=2", "train.lr=3e-3",
@@ -85,7 +85,7 @@ def test_kill_during_save_never_corrupts_last_good_checkpoint(tmp_path):
     overrides = BASE[1:] + ["train.max_steps=400", "train.save_every=1", "train.keep_last=2", f"train.output_dir={out}", "train.resume=auto"]
     script = KILL_SCRIPT.format(root=str(ROOT), cfg=str(CONFIGS / "tiny.yaml"), overrides=overrides)
     # A fresh single-process job: drop the process-group variables this test process may hold.
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env = child_env()
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True, env=env)
     try:

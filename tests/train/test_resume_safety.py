@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pickle
 import shutil
 import subprocess
@@ -19,7 +18,7 @@ from mmoe.train.checkpoint import ResumeError
 from mmoe.train.loop import train
 from mmoe.train.safe_load import UnsafeCheckpointError
 
-from tests.conftest import CONFIGS, ROOT
+from tests.conftest import CONFIGS, ROOT, child_env
 from tests.train.toydata import toy_factory
 
 RUN = ["train.micro_batch_size=2", "train.save_every=1", "train.progress=false", "train.report_to=[]",
@@ -173,7 +172,7 @@ def test_disk_full_during_a_save_is_a_named_error(tmp_path):
     out = tmp_path / "run"
     overrides = RUN + ["train.max_steps=1", "train.resume=none", f"train.output_dir={out}"]
     script = DISK_FULL.format(root=str(ROOT), cfg=str(CONFIGS / "tiny.yaml"), overrides=overrides)
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env = child_env()
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     last = proc.stderr.strip().splitlines()[-1]
     assert "mmoe.train.checkpoint.CheckpointWriteError: cannot write checkpoint" in last, proc.stderr[-2000:]
