@@ -5,6 +5,7 @@ arms starting from the study's base model; the table's noise verdicts, router se
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from mmoe.config import load_config
 from mmoe.config.errors import ConfigError
 from mmoe.experiments import load_study, run_study
 from mmoe.experiments.config import SizeConfig
-from mmoe.experiments.kernels import PORTABLE_ENV, pin_portable_kernels
+from mmoe.experiments.kernels import pin_portable_kernels
 from mmoe.experiments.runner import moe_flops_measured, separation
 from mmoe.model import load_model
 from mmoe.model.parts import parameter_groups
@@ -138,44 +139,58 @@ def test_adamoe_study_repeats_its_numbers_and_measures_the_null_expert_saving(tm
     assert adamoe["moe_flops_measured"] == pytest.approx(2 * topk["moe_flops_per_token"] - saved, rel=0.01)
 
 
-# A micro mole_vs_lora (base model, LoRA and MoLE arms, analysis) in a fresh process with the kernels pinned.
-PORTABLE_MICRO = f"""
+# A micro mole_vs_lora (base model, LoRA and MoLE arms, analysis) in a fresh process, its CPU kernels
+# pinned (argv[4] == "portable") or as torch picks them.
+MICRO_STUDY = """
 import sys
-from mmoe.experiments.kernels import pin_portable_kernels
-pin_portable_kernels()
+if sys.argv[4] == "portable":
+    from mmoe.experiments.kernels import pin_portable_kernels
+    pin_portable_kernels()
 from mmoe.experiments import load_study, run_study
 from mmoe.experiments.config import SizeConfig
 study = load_study(sys.argv[1])
-study = study.model_copy(update={{"sizes": {{**study.sizes, "small": SizeConfig.model_validate_json(sys.argv[2])}}}})
+study = study.model_copy(update={"sizes": {**study.sizes, "small": SizeConfig.model_validate_json(sys.argv[2])}})
 run_study(study, size="small", seeds=[0], out=sys.argv[3])
 """
-# What another machine would bring: MKL and oneDNN capped at AVX2, ATen's AVX2 kernels asked for, two threads,
-# MKL's reproducibility mode off. On an AVX-512 machine each changes the unpinned numbers.
-OTHER_MACHINE = {"MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
-                 "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "MKL_CBWR": "AUTO"}
+# Two machines as the environment can make them on one x86-64 CPU with AVX2: ATen's baseline against its
+# AVX2 kernels, MKL's reproducible path against its own choice (capped at AVX2, as is oneDNN), one thread
+# against two. Each difference changes float32 rounding; the pins must undo all of them.
+MACHINES = {
+    "a": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+    "b": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AUTO", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+          "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"},
+}
+
+
+def _micro_in_a_process(out: Path, machine: str, kernels: str) -> dict:
+    env = {**child_env(drop=(*MACHINES["a"], *MACHINES["b"])), **MACHINES[machine]}
+    run = subprocess.run([sys.executable, "-c", MICRO_STUDY, str(EXPERIMENTS / "mole_vs_lora.yaml"), MICRO.model_dump_json(),
+                          str(out), kernels], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-4000:]
+    return json.loads((out / "results.json").read_text())
 
 
 @pytest.mark.slow
 def test_portable_kernels_give_the_same_numbers_whatever_the_processor_offers(tmp_path):
-    clean = child_env(drop=(*OTHER_MACHINE, *PORTABLE_ENV))
-    results = []
-    for name, env in (("here", clean), ("other", {**clean, **OTHER_MACHINE})):
-        run = subprocess.run([sys.executable, "-c", PORTABLE_MICRO, str(EXPERIMENTS / "mole_vs_lora.yaml"), MICRO.model_dump_json(),
-                              str(tmp_path / name)], env=env, capture_output=True, text=True, timeout=600)
-        assert run.returncode == 0, run.stderr[-4000:]
-        results.append(json.loads((tmp_path / name / "results.json").read_text()))
-    here, other = results
-    assert here["cpu_kernels"] == other["cpu_kernels"] == {"aten_capability": "DEFAULT", "mkl_cbwr": "COMPATIBLE", "threads": 1,
-                                                           "onednn": False, "portable": True}
-    assert here["runs"] == other["runs"]  # every number, bit for bit
-    assert (tmp_path / "here/results.md").read_text().endswith("CPU kernels: portable.\n")
+    a, b = (_micro_in_a_process(tmp_path / f"portable_{m}", m, "portable") for m in MACHINES)
+    assert a["cpu_kernels"] == b["cpu_kernels"] == {"aten_capability": "DEFAULT", "mkl_cbwr": "COMPATIBLE", "threads": 1,
+                                                    "onednn": False, "nnpack": False, "portable": True}
+    assert a["runs"] == b["runs"]  # every number, bit for bit
+    assert (tmp_path / "portable_a/results.md").read_text().endswith("\n\nCPU kernels: portable.\n")
+    # the two machines do differ: unpinned, the same runs round differently (this CPU has AVX2, so "b" is real)
+    assert torch.backends.cpu.get_cpu_capability() != "DEFAULT"
+    native_a, native_b = (_micro_in_a_process(tmp_path / f"native_{m}", m, "native") for m in MACHINES)
+    assert (native_a["cpu_kernels"]["threads"], native_b["cpu_kernels"]["threads"]) == (1, 2)
+    assert native_b["cpu_kernels"]["aten_capability"] == "AVX2"
+    assert not native_a["cpu_kernels"]["portable"] and native_a["runs"] != native_b["runs"]
+    assert (tmp_path / "native_a/results.md").read_text().endswith("CPU kernels: native (this machine's).\n")
 
 
 def test_portable_kernels_refuse_once_torch_has_started():
-    environ: dict[str, str] = {}
+    before = dict(os.environ)
     with pytest.raises(RuntimeError, match="before torch is imported"):
-        pin_portable_kernels(environ)
-    assert environ == {}  # nothing half-set
+        pin_portable_kernels()
+    assert dict(os.environ) == before  # nothing half-set
 
 
 def _cost(name: str, *, null: int, computed: float, saved: float) -> LayerCost:

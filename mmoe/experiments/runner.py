@@ -173,7 +173,7 @@ def run_study(study: StudyConfig, *, size: str, seeds: list[int], out: str | Pat
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     kernels = "portable" if results["cpu_kernels"]["portable"] else "native (this machine's)"
-    (out / "results.md").write_text(f"# {study.name} ({size})\n\n{study.question}\n\n{markdown(summary, seeds)} CPU kernels: {kernels}.\n")
+    (out / "results.md").write_text(f"# {study.name} ({size})\n\n{study.question}\n\n{markdown(summary, seeds)}\n\nCPU kernels: {kernels}.\n")
     write_comparison({arm: [read_metrics(out / f"seed{s}" / arm) for s in seeds] for arm in study.arms}, out / "curves.png",
                      title=f"{study.name} ({size}), seeds {', '.join(map(str, seeds))}")
     return results
