@@ -11,6 +11,7 @@ from PIL import Image
 
 from mmoe.config import load_config, parse_config
 from mmoe.config.schema import MMoEConfig
+from mmoe.train.distributed import ONE_PROCESS_GROUP_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -28,14 +29,10 @@ def tiny_with(**model_overrides) -> MMoEConfig:
     return parse_config(raw)
 
 
-# In-process training leaves a one-process group's setup in os.environ (mmoe.train.distributed); a child
-# process that inherited it would try to join this process's group on its port.
-DISTRIBUTED_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-
-
 def child_env(*, drop: tuple[str, ...] = ()) -> dict[str, str]:
-    """``os.environ`` for a subprocess: without this process's distributed setup, nor the names in ``drop``."""
-    return {k: v for k, v in os.environ.items() if k not in (*DISTRIBUTED_ENV, *drop)}
+    """``os.environ`` for a subprocess: without the one-process group in-process training left (the child
+    would try to join it on this process's port), nor the names in ``drop``."""
+    return {k: v for k, v in os.environ.items() if k not in (*ONE_PROCESS_GROUP_ENV, *drop)}
 
 
 def solid_image(color: tuple[int, int, int], size: tuple[int, int] = (40, 30)) -> Image.Image:

@@ -14,6 +14,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# What init_distributed sets for a one-process group when no launcher did (a child process must not inherit it).
+ONE_PROCESS_GROUP_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
 def init_distributed() -> tuple[int, int]:
     """Initialise DeepSpeed's process group (nccl on GPU, gloo on CPU); return (rank, world size)."""
     import deepspeed
@@ -21,7 +25,7 @@ def init_distributed() -> tuple[int, int]:
     if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     if "RANK" not in os.environ:
-        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+        os.environ.update(zip(ONE_PROCESS_GROUP_ENV, ("0", "0", "1", "127.0.0.1", str(_free_port()))))
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if not torch.distributed.is_initialized():
         deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
